@@ -1,0 +1,30 @@
+"""BrainDINO: a brain-MRI foundation-model toolkit.
+
+Public API (imported lazily so that light commands do not pay for torch):
+``read_volume``, ``Volume``, ``BrainDinoError``, and — as later layers land —
+``load_encoder`` and ``encode_volume``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from braindino.errors import BrainDinoError
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "read_volume": "braindino.io",
+    "write_volume": "braindino.io",
+    "Volume": "braindino.io",
+}
+
+__all__ = ["BrainDinoError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'braindino' has no attribute '{name}'")
+    return getattr(importlib.import_module(module), name)

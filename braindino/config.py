@@ -1,0 +1,116 @@
+"""One config system: OmegaConf YAML defaults + small override files + command-line dotlists.
+
+Every area (data, pretrain, tasks) has a defaults file under ``configs/``; a run merges
+``defaults <- override files <- dotlist`` and any key not present in the defaults is an error
+that names the key and the closest known one, so a typo fails at start with one clear line.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from braindino.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def config_path(name: str | Path) -> Path:
+    """Resolve a config name (``"data/default"``, ``"pretrain/tiny.yaml"``) or path to a file."""
+    path = Path(name)
+    candidates = [path, CONFIG_DIR / path]
+    if path.suffix not in (".yaml", ".yml"):
+        candidates += [p.with_name(p.name + ".yaml") for p in list(candidates)]
+    for cand in candidates:
+        if cand.is_file():
+            return cand
+    raise ConfigError(
+        "config file not found",
+        path=name,
+        fix=f"give a YAML path or a name under {CONFIG_DIR} (e.g. pretrain/tiny)",
+    )
+
+
+def _load_yaml(path: Path) -> DictConfig:
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as exc:  # YAML syntax errors come in several types
+        raise ConfigError(f"not valid YAML ({exc})", path=path, fix="correct the YAML syntax") from exc
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError("top level must be a mapping", path=path, fix="write key: value pairs")
+    return cfg
+
+
+def _known_keys(cfg: Any, prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    if isinstance(cfg, DictConfig):
+        for key in cfg.keys():
+            full = f"{prefix}{key}"
+            keys.append(full)
+            keys += _known_keys(cfg._get_node(key), full + ".")
+    return keys
+
+
+def _check_keys(base: DictConfig, extra: Any, source: str, prefix: str = "") -> None:
+    """Raise ConfigError for the first key of ``extra`` that ``base`` does not have."""
+    if not isinstance(extra, DictConfig) or not isinstance(base, DictConfig):
+        return
+    for key in extra.keys():
+        full = f"{prefix}{key}"
+        if key not in base:
+            # Mappings declared empty (``{}``) in the defaults are open: they take any key.
+            if len(base) == 0:
+                continue
+            close = difflib.get_close_matches(full, _known_keys(base, prefix), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "remove it or check the defaults"
+            raise ConfigError(f"unknown config key '{full}'", path=source, fix=hint)
+        base_node = base._get_node(key)
+        if isinstance(base_node, DictConfig) and not base_node._is_none():
+            _check_keys(base_node, extra._get_node(key), source, full + ".")
+
+
+def load_config(
+    defaults: str | Path,
+    overrides: Iterable[str | Path] = (),
+    dotlist: Sequence[str] = (),
+) -> DictConfig:
+    """Merge a defaults file, override files (in order) and ``key=value`` dotlist items.
+
+    Override files may name ``defaults: <other config>`` at their top to start from another
+    file instead (e.g. ``stage2_gram.yaml`` starts from ``vitb16.yaml``). Unknown keys raise
+    ``ConfigError`` naming the key and the nearest known one.
+    """
+    cfg = _load_yaml(config_path(defaults))
+    cfg.pop("defaults", None)
+    for item in overrides:
+        path = config_path(item)
+        extra = _load_yaml(path)
+        parent = extra.pop("defaults", None)
+        if parent is not None:
+            cfg = OmegaConf.merge(cfg, load_config(defaults, [parent]))
+        _check_keys(cfg, extra, str(path))
+        cfg = OmegaConf.merge(cfg, extra)
+    if dotlist:
+        try:
+            extra = OmegaConf.from_dotlist(list(dotlist))
+        except OmegaConfBaseException as exc:
+            raise ConfigError(
+                f"bad override ({exc})", path="command line", fix="write key.sub=value"
+            ) from exc
+        _check_keys(cfg, extra, "command line")
+        cfg = OmegaConf.merge(cfg, extra)
+    return cfg  # type: ignore[return-value]
+
+
+def save_config(cfg: DictConfig | ListConfig, path: str | Path) -> None:
+    """Write the merged config as YAML (atomically) so a run folder records what it ran."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    tmp.replace(path)

@@ -19,7 +19,7 @@ class BrainDinoError(Exception):
         super().__init__(self._line())
 
     def _line(self) -> str:
-        text = self.problem.rstrip(".")
+        text = " ".join(self.problem.split()).rstrip(".")  # always one line
         if self.path:
             text = f"{self.path}: {text}"
         if self.fix:

@@ -1,0 +1,62 @@
+"""The one config system: defaults + override files + dotlist, strict about typos."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from braindino.config import load_config, save_config
+from braindino.errors import ConfigError
+
+
+@pytest.fixture()
+def defaults(tmp_path):
+    path = tmp_path / "defaults.yaml"
+    path.write_text("optim:\n  lr: 0.001\n  warmup: 10\ncrops:\n  size: 224\nextra: {}\n")
+    return path
+
+
+def test_overrides_merge_in_order(tmp_path, defaults):
+    small = tmp_path / "small.yaml"
+    small.write_text("optim:\n  lr: 0.01\n")
+    cfg = load_config(defaults, [small], ["optim.warmup=3", "crops.size=96"])
+    assert cfg.optim.lr == 0.01 and cfg.optim.warmup == 3 and cfg.crops.size == 96
+
+
+def test_override_file_may_start_from_another(tmp_path, defaults):
+    base = tmp_path / "base.yaml"
+    base.write_text("optim:\n  lr: 0.5\n")
+    child = tmp_path / "child.yaml"
+    child.write_text(f"defaults: {base}\ncrops:\n  size: 128\n")
+    cfg = load_config(defaults, [child])
+    assert cfg.optim.lr == 0.5 and cfg.crops.size == 128 and cfg.optim.warmup == 10
+
+
+def test_typo_names_the_key_and_the_nearest_one(tmp_path, defaults):
+    with pytest.raises(ConfigError, match=r"unknown config key 'optim.warmpu'.*'optim.warmup'"):
+        load_config(defaults, dotlist=["optim.warmpu=5"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("crop:\n  size: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown config key 'crop'.*'crops'"):
+        load_config(defaults, [bad])
+
+
+def test_open_mappings_take_any_key(defaults):
+    cfg = load_config(defaults, dotlist=["extra.anything=1"])
+    assert cfg.extra.anything == 1
+
+
+def test_missing_file_and_bad_yaml(tmp_path, defaults):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(defaults, [broken])
+
+
+def test_save_config_round_trip(tmp_path, defaults):
+    cfg = load_config(defaults, dotlist=["optim.lr=0.2"])
+    save_config(cfg, tmp_path / "run" / "config.yaml")
+    assert OmegaConf.load(tmp_path / "run" / "config.yaml") == cfg
+    assert not list((tmp_path / "run").glob("*.tmp"))

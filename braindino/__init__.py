@@ -1,8 +1,8 @@
 """BrainDINO: a brain-MRI foundation-model toolkit.
 
 Public API (imported lazily so that light commands do not pay for torch):
-``read_volume``, ``Volume``, ``BrainDinoError``, and — as later layers land —
-``load_encoder`` and ``encode_volume``.
+``read_volume``, ``write_volume``, ``Volume``, ``BrainDinoError``, ``create_backbone``,
+``load_encoder`` and ``save_encoder``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ _LAZY = {
     "read_volume": "braindino.io",
     "write_volume": "braindino.io",
     "Volume": "braindino.io",
+    "load_encoder": "braindino.models",
+    "save_encoder": "braindino.models",
+    "create_backbone": "braindino.models",
 }
 
 __all__ = ["BrainDinoError", "__version__", *_LAZY]

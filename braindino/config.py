@@ -8,7 +8,7 @@ that names the key and the closest known one, so a typo fails at start with one 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,14 @@ from braindino.errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-def config_path(name: str | Path) -> Path:
-    """Resolve a config name (``"data/default"``, ``"pretrain/tiny.yaml"``) or path to a file."""
+def config_path(name: str | Path, near: Path | None = None) -> Path:
+    """Resolve a config name (``"data/default"``, ``"pretrain/tiny.yaml"``) or path to a file.
+
+    ``near``: a folder also searched (the defaults' folder, so ``--config tiny`` finds
+    ``configs/pretrain/tiny.yaml`` for pretraining).
+    """
     path = Path(name)
-    candidates = [path, CONFIG_DIR / path]
+    candidates = [path, CONFIG_DIR / path] + ([near / path] if near is not None else [])
     if path.suffix not in (".yaml", ".yml"):
         candidates += [p.with_name(p.name + ".yaml") for p in list(candidates)]
     for cand in candidates:
@@ -56,8 +60,14 @@ def _known_keys(cfg: Any, prefix: str = "") -> list[str]:
     return keys
 
 
-def _check_keys(base: DictConfig, extra: Any, source: str, prefix: str = "") -> None:
-    """Raise ConfigError for the first key of ``extra`` that ``base`` does not have."""
+def check_keys(base: DictConfig, extra: Any, source: str, prefix: str = "") -> None:
+    """Raise ConfigError for the first key of ``extra`` that ``base`` does not have.
+
+    ``source`` names where ``extra`` came from (a file, "command line"); ``prefix`` is the dotted
+    path of ``base`` within a larger config, so messages name the full key.
+    """
+    if isinstance(extra, Mapping) and not isinstance(extra, DictConfig):
+        extra = OmegaConf.create(dict(extra))
     if not isinstance(extra, DictConfig) or not isinstance(base, DictConfig):
         return
     for key in extra.keys():
@@ -71,7 +81,7 @@ def _check_keys(base: DictConfig, extra: Any, source: str, prefix: str = "") -> 
             raise ConfigError(f"unknown config key '{full}'", path=source, fix=hint)
         base_node = base._get_node(key)
         if isinstance(base_node, DictConfig) and not base_node._is_none():
-            _check_keys(base_node, extra._get_node(key), source, full + ".")
+            check_keys(base_node, extra._get_node(key), source, full + ".")
 
 
 def load_config(
@@ -85,15 +95,16 @@ def load_config(
     file instead (e.g. ``stage2_gram.yaml`` starts from ``vitb16.yaml``). Unknown keys raise
     ``ConfigError`` naming the key and the nearest known one.
     """
-    cfg = _load_yaml(config_path(defaults))
+    defaults_path = config_path(defaults)
+    cfg = _load_yaml(defaults_path)
     cfg.pop("defaults", None)
     for item in overrides:
-        path = config_path(item)
+        path = config_path(item, near=defaults_path.parent)
         extra = _load_yaml(path)
         parent = extra.pop("defaults", None)
         if parent is not None:
             cfg = OmegaConf.merge(cfg, load_config(defaults, [parent]))
-        _check_keys(cfg, extra, str(path))
+        check_keys(cfg, extra, str(path))
         cfg = OmegaConf.merge(cfg, extra)
     if dotlist:
         try:
@@ -102,7 +113,7 @@ def load_config(
             raise ConfigError(
                 f"bad override ({exc})", path="command line", fix="write key.sub=value"
             ) from exc
-        _check_keys(cfg, extra, "command line")
+        check_keys(cfg, extra, "command line")
         cfg = OmegaConf.merge(cfg, extra)
     return cfg  # type: ignore[return-value]
 

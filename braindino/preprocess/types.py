@@ -14,8 +14,12 @@ class SliceGeometry:
     ``source_shape``/``source_affine``: the canonical RAS volume before preprocessing.
     ``resampled_shape``/``resampled_affine``: after resampling to the target spacing.
     ``crop_start``/``crop_stop``: the foreground box in resampled voxel indices (stop exclusive).
-    ``slice_scale``: in-plane zoom factor applied to the cropped slice before padding;
-    ``pad_before``: (rows, cols) of padding added in front so the slice is ``size`` square.
+    ``pad_before``: (axis 0, axis 1) padding, in resampled voxels, added in front of the cropped
+    slice to make it square (side ``max`` of the crop's in-plane extents, centred);
+    ``slice_scale``: the zoom from that square to ``size`` x ``size`` pixels (``size / side``).
+    So slice pixel ``u`` along axis ``a`` (0 or 1) has its centre at resampled index
+    ``crop_start[a] - pad_before[a] + (u + 0.5) / slice_scale - 0.5``; the resampled grid relates
+    to the source grid through the two affines (``inv(source_affine) @ resampled_affine``).
     """
 
     source_shape: tuple[int, int, int]

@@ -1,0 +1,60 @@
+"""Shared argument checks and the fp32 guard used by every loss in this package."""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from collections.abc import Iterator
+
+import torch
+
+from braindino.errors import BrainDinoError
+
+
+def check(ok: bool, where: str, problem: str, fix: str) -> None:
+    """Raise one ``BrainDinoError`` naming ``where`` (function and argument) unless ``ok``."""
+    if not ok:
+        raise BrainDinoError(problem, path=where, fix=fix)
+
+
+def check_positive(value: float, where: str) -> None:
+    """Require a finite, strictly positive number (temperatures, epsilons)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and 0 < float(value) < float("inf")
+    check(ok, where, f"must be a positive finite number, got {value!r}", "pass a value > 0")
+
+
+def check_tensor(value: object, where: str, ndim: int | tuple[int, ...]) -> torch.Tensor:
+    """Require a tensor with ``ndim`` dimensions (one count or a tuple of allowed counts)."""
+    check(
+        isinstance(value, torch.Tensor),
+        where,
+        f"expected a torch.Tensor, got {type(value).__name__}",
+        "convert it with torch.as_tensor",
+    )
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    shape = tuple(value.shape)
+    names = " or ".join(str(n) for n in allowed)
+    check(
+        value.dim() in allowed,
+        where,
+        f"expected {names} dimensions, got shape {shape}",
+        "reshape the tensor to the documented layout",
+    )
+    return value
+
+
+@contextlib.contextmanager
+def full_precision(tensor: torch.Tensor) -> Iterator[None]:
+    """Switch autocast off on ``tensor``'s device so loss maths runs in the dtype it is given."""
+    device_type = tensor.device.type
+    if device_type not in ("cpu", "cuda", "xpu", "mps", "hpu"):
+        yield
+        return
+    with torch.autocast(device_type=device_type, enabled=False):
+        yield
+
+
+def upcast(tensor: torch.Tensor) -> torch.Tensor:
+    """Compute dtype for a loss: float64 stays float64 (gradcheck), everything else → float32."""
+    return tensor if tensor.dtype == torch.float64 else tensor.float()

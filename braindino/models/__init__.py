@@ -1,0 +1,20 @@
+"""Backbone (timm DINOv3/DINOv2 ViT + iBOT mask token), SSL heads, encoder export and loading."""
+
+from braindino.models.archs import BRAINDINO_ARCHS, available_archs, resolve_arch
+from braindino.models.backbone import MaskableViT
+from braindino.models.encoder_io import load_encoder, read_encoder_config, save_encoder
+from braindino.models.factory import create_backbone
+from braindino.models.heads import DINOHead, PrototypeLayer
+
+__all__ = [
+    "BRAINDINO_ARCHS",
+    "DINOHead",
+    "MaskableViT",
+    "PrototypeLayer",
+    "available_archs",
+    "create_backbone",
+    "load_encoder",
+    "read_encoder_config",
+    "resolve_arch",
+    "save_encoder",
+]

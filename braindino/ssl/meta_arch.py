@@ -1,0 +1,174 @@
+"""The self-distillation meta-architecture: student, EMA teacher, optional Gram teacher.
+
+One call of :meth:`SelfDistillation.losses` is one DINOv3 training step's forward: the teacher
+sees the unmasked global crops and gives Sinkhorn–Knopp targets for the CLS (DINO) and the masked
+patch tokens (iBOT); the student sees masked global crops and unmasked local crops, each size
+group in one backbone call; KoLeo spreads the student's global CLS; in stage 2 a frozen Gram
+teacher anchors the patch-to-patch similarity structure.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from braindino.losses import dino_loss, gram_loss, ibot_loss, koleo_loss, sinkhorn_knopp
+from braindino.models import DINOHead, MaskableViT
+
+
+class StudentNetwork(nn.Module):
+    """Backbone + DINO head + iBOT head; ``forward`` is the student side of one step.
+
+    Kept as one module with one ``forward`` so that DDP/FSDP wrap it whole.
+    """
+
+    def __init__(self, backbone: MaskableViT, dino_head: DINOHead, ibot_head: DINOHead):
+        super().__init__()
+        self.backbone = backbone
+        self.dino_head = dino_head
+        self.ibot_head = ibot_head
+
+    def forward(self, global_crops: Tensor, local_crops: Tensor | None, masks: Tensor) -> dict:
+        """Student outputs: global CLS/patches, DINO logits (all crops), iBOT logits (masked).
+
+        ``dino_logits`` rows are ordered global crops first, then local crops (crop-major).
+        """
+        glob = self.backbone.forward_features(global_crops, masks=masks)
+        cls = [glob["cls"]]
+        if local_crops is not None and local_crops.shape[0] > 0:
+            cls.append(self.backbone.forward_features(local_crops)["cls"])
+        return {
+            "cls_global": glob["cls"],
+            "patches_global": glob["patches"],
+            "dino_logits": self.dino_head(torch.cat(cls)),
+            "ibot_logits": self.ibot_head(glob["patches"][masks]),
+        }
+
+
+@dataclass
+class LossWeights:
+    """Weights of the loss terms (REFERENCE §2); ``dino_local`` drops to 0.5 in stage 2."""
+
+    dino_global: float = 1.0
+    dino_local: float = 1.0
+    ibot: float = 1.0
+    koleo: float = 0.1
+    student_temperature: float = 0.1
+    sinkhorn_iterations: int = 3
+
+
+def _entropy(probs: Tensor) -> Tensor:
+    return -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1).mean()
+
+
+def effective_rank(features: Tensor) -> Tensor:
+    """exp(entropy of the normalised singular values) of centred features: 1 = collapsed."""
+    x = features.float() - features.float().mean(0, keepdim=True)
+    s = torch.linalg.svdvals(x)
+    p = s / s.sum().clamp_min(1e-12)
+    return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
+
+
+class SelfDistillation(nn.Module):
+    """Student, EMA teacher and (stage 2) Gram teacher, with the losses of one step."""
+
+    def __init__(self, student: StudentNetwork, weights: LossWeights | None = None):
+        super().__init__()
+        self.student = student
+        self.teacher = copy.deepcopy(student)
+        self.teacher.requires_grad_(False)
+        self.gram_teacher: MaskableViT | None = None
+        self.weights = weights or LossWeights()
+
+    # ------------------------------------------------------------------ teachers
+    @torch.no_grad()
+    def update_teacher(self, momentum: float) -> None:
+        """EMA: teacher ← momentum · teacher + (1 − momentum) · student."""
+        t_params = list(self.teacher.parameters())
+        s_params = [p.detach() for p in self.student.parameters()]
+        torch._foreach_mul_(t_params, momentum)
+        torch._foreach_add_(t_params, s_params, alpha=1.0 - momentum)
+
+    def set_gram_teacher(self, backbone: MaskableViT | None = None) -> None:
+        """Freeze a Gram teacher: a copy of ``backbone``, or of the EMA teacher's backbone."""
+        source = self.teacher.backbone if backbone is None else backbone
+        self.gram_teacher = copy.deepcopy(source).requires_grad_(False).eval()
+
+    @torch.no_grad()
+    def _teacher_targets(self, global_crops: Tensor, masks: Tensor, temperature: float) -> dict:
+        w = self.weights
+        out = self.teacher.backbone.forward_features(global_crops)
+        cls_logits = self.teacher.dino_head(out["cls"])
+        dino = sinkhorn_knopp(cls_logits, temperature, w.sinkhorn_iterations)
+        patch_logits = self.teacher.ibot_head(out["patches"][masks])
+        ibot = sinkhorn_knopp(patch_logits, temperature, w.sinkhorn_iterations)
+        return {"dino": dino, "ibot": ibot, "cls_logits": cls_logits}
+
+    # ------------------------------------------------------------------ losses
+    def losses(
+        self,
+        batch: dict[str, Tensor],
+        teacher_temp: float,
+        gram_weight: float = 0.0,
+        student: Callable[..., dict] | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The total loss of one step and its terms/monitors (detached) for logging.
+
+        ``batch``: ``global_crops [2B, C, G, G]``, ``local_crops [nB, C, L, L]`` (crop-major),
+        ``masks`` bool ``[2B, P]``. ``student`` is the (possibly DDP-wrapped) student module.
+        """
+        w = self.weights
+        student = self.student if student is None else student
+        glob, local, masks = batch["global_crops"], batch.get("local_crops"), batch["masks"]
+        n_global, b = 2, glob.shape[0] // 2
+        n_local = 0 if local is None else local.shape[0] // b
+        targets = self._teacher_targets(glob, masks, teacher_temp)
+        out = student(glob, local, masks)
+        k = out["dino_logits"].shape[-1]
+        s_dino = out["dino_logits"].view(n_global + n_local, b, k)
+        t_dino = targets["dino"].view(n_global, b, k)
+        tau = w.student_temperature
+        terms: dict[str, Tensor] = {}
+        terms["dino_global"] = dino_loss(s_dino[:n_global], t_dino, tau, ignore_diagonal=True)
+        global_pairs, local_pairs = n_global * (n_global - 1), n_local * n_global
+        dino = terms["dino_global"] * w.dino_global * global_pairs
+        if n_local:
+            terms["dino_local"] = dino_loss(s_dino[n_global:], t_dino, tau, ignore_diagonal=False)
+            dino = dino + terms["dino_local"] * w.dino_local * local_pairs
+        total = dino / (global_pairs + local_pairs)
+        terms["ibot"] = ibot_loss(out["ibot_logits"], targets["ibot"], masks, tau)
+        terms["koleo"] = koleo_loss(out["cls_global"].view(n_global, b, -1))
+        total = total + w.ibot * terms["ibot"] + w.koleo * terms["koleo"]
+        # keep the mask token in the graph when no crop is masked (DDP expects every gradient)
+        total = total + 0.0 * self.student.backbone.mask_token.sum()
+        if gram_weight > 0 and self.gram_teacher is not None:
+            with torch.no_grad():
+                ref = self.gram_teacher.forward_features(glob)["patches"]
+            terms["gram"] = gram_loss(out["patches_global"], ref)
+            total = total + gram_weight * terms["gram"]
+        logs = {f"loss/{name}": value.detach() for name, value in terms.items()}
+        logs["loss/total"] = total.detach()
+        logs.update(self._monitors(out, targets, k, b))
+        return total, logs
+
+    @torch.no_grad()
+    def _monitors(self, out: dict, targets: dict, k: int, b: int) -> dict[str, Tensor]:
+        t_probs = targets["dino"]
+        s_glob = out["dino_logits"][: 2 * b]
+        agree = (s_glob.argmax(-1) == t_probs.argmax(-1)).float().mean()
+        cls = F.normalize(out["cls_global"].float(), dim=-1)
+        return {
+            "monitor/teacher_entropy": _entropy(t_probs),
+            "monitor/teacher_entropy_max": torch.tensor(float(torch.log(torch.tensor(k)))),
+            "monitor/teacher_clusters_used": torch.tensor(
+                float(t_probs.argmax(-1).unique().numel())
+            ),
+            "monitor/student_teacher_agreement": agree,
+            "monitor/feature_std": cls.std(0).mean(),
+            "monitor/effective_rank": effective_rank(cls),
+        }

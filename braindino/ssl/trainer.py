@@ -1,0 +1,368 @@
+"""The pretraining loop: one code path for 1 CPU process, N CPU processes (gloo) and N GPUs.
+
+Every iteration's randomness (augmentation, masks, drop path) is seeded from (seed, iteration,
+rank), and the sampler position, optimiser and teachers are checkpointed, so an interrupted and
+resumed run reaches the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from braindino.config import save_config
+from braindino.data.multicrop import MultiCropAugmentation
+from braindino.data.shards import SliceShardReader
+from braindino.engine.checkpoint import (
+    atomic_save,
+    find_latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from braindino.engine.logger import RunLogger
+from braindino.engine.signals import install_signal_handlers
+from braindino.errors import BrainDinoError, ConfigError, DataError
+from braindino.ssl.build import (
+    build_meta_arch,
+    build_optimizer,
+    build_schedules,
+    resolve_checkpoint,
+)
+from braindino.ssl.data import build_loader, sampling_weights, to_device
+from braindino.ssl.meta_arch import SelfDistillation
+from braindino.ssl.param_groups import apply_schedule_values, clip_gradients
+
+
+def step_seed(seed: int, iteration: int, rank: int) -> int:
+    """The seed of one iteration on one rank (independent of how the run was interrupted)."""
+    return (seed * 1_000_003 + iteration * 7_919 + rank * 104_729) % (2**63 - 1)
+
+
+def _accelerator(cfg: DictConfig):
+    from accelerate import Accelerator
+
+    want = cfg.run.device
+    use_cpu = want == "cpu" or (want == "auto" and not torch.cuda.is_available())
+    if want == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "run.device=cuda but no GPU is visible", path="run.device", fix="use auto"
+        )
+    precision = cfg.run.precision
+    if precision == "auto":
+        precision = "fp32" if use_cpu else "bf16"
+    if precision not in ("bf16", "fp32"):
+        raise ConfigError(
+            f"unknown precision '{precision}'", path="run.precision", fix="auto|bf16|fp32"
+        )
+    return Accelerator(cpu=use_cpu, mixed_precision="bf16" if precision == "bf16" else "no")
+
+
+def _open_shards(cfg: DictConfig) -> SliceShardReader:
+    if not cfg.data.shards:
+        raise ConfigError(
+            "no slice shards given",
+            path="data.shards",
+            fix="prepare them with pretrain/prepare.py --out DIR, then pass data.shards=DIR",
+        )
+    if not Path(cfg.data.shards).is_dir():
+        raise DataError(
+            "slice shard folder not found",
+            path=cfg.data.shards,
+            fix="check data.shards or run pretrain/prepare.py --out that folder",
+        )
+    return SliceShardReader(cfg.data.shards)
+
+
+def _resume_path(cfg: DictConfig, run_dir: Path) -> Path | None:
+    mode = str(cfg.run.resume)
+    latest = find_latest_checkpoint(run_dir)
+    if mode == "auto":
+        return latest
+    if mode == "never":
+        if latest is not None:
+            raise ConfigError(
+                "run folder already holds checkpoints",
+                path=run_dir,
+                fix="use run.resume=auto to continue it, or a new run.out",
+            )
+        return None
+    return resolve_checkpoint(mode, "run.resume")
+
+
+class Trainer:
+    """Holds one run's state; :meth:`fit` trains until the schedule ends or a signal arrives."""
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.acc = _accelerator(cfg)
+        self.rank, self.world = self.acc.process_index, self.acc.num_processes
+        self.run_dir = Path(cfg.run.out)
+        self.reader = _open_shards(cfg)
+        self.batch_size = int(cfg.data.batch_size_per_device)
+        self.seed = int(cfg.run.seed)
+        torch.manual_seed(self.seed)  # identical initial weights on every rank
+        self.meta: SelfDistillation = build_meta_arch(cfg)
+        self.augment = MultiCropAugmentation.from_config(cfg.augment)
+        self.schedules = build_schedules(cfg, self.world)
+        self.optimizer = build_optimizer(cfg, self.meta)
+        self.step = 0
+        self.nonfinite_in_row = 0
+        self.skipped_steps = 0
+        self.gram_refreshes = 0
+        sampler_state = self._maybe_resume()
+        self.meta.to(self.acc.device)
+        if cfg.run.compile:
+            self.meta.student.backbone = torch.compile(self.meta.student.backbone)
+        self.student, self.optimizer = self.acc.prepare(self.meta.student, self.optimizer)
+        self.loader, self.sampler = build_loader(
+            self.reader,
+            self.batch_size,
+            int(cfg.data.num_workers),
+            self.seed,
+            self.rank,
+            self.world,
+            sampling_weights(self.reader, cfg.data.weights),
+            sampler_state,
+            pin_memory=self.acc.device.type == "cuda",
+        )
+        self.start_step = self.step
+        self.log = RunLogger(self.run_dir, enabled=self.acc.is_main_process)
+        if self.acc.is_main_process:
+            save_config(cfg, self.run_dir / "config.yaml")
+
+    # ------------------------------------------------------------------ checkpoints
+    def _maybe_resume(self) -> dict | None:
+        path = _resume_path(self.cfg, self.run_dir)
+        if path is None:
+            return None
+        state = load_checkpoint(path)
+        self.meta.student.load_state_dict(state["student"])
+        self.meta.teacher.load_state_dict(state["teacher"])
+        if state.get("gram_teacher") is not None:
+            self.meta.set_gram_teacher()
+            self.meta.gram_teacher.load_state_dict(state["gram_teacher"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.nonfinite_in_row = int(state.get("nonfinite_in_row", 0))
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.gram_refreshes = int(state.get("gram_refreshes", 0))
+        return state["sampler"]
+
+    def state_dict(self) -> dict:
+        """Everything a resume needs (tensors, numbers, strings and containers only)."""
+        gram = self.meta.gram_teacher
+        return {
+            "step": self.step,
+            "student": self.meta.student.state_dict(),
+            "teacher": self.meta.teacher.state_dict(),
+            "gram_teacher": None if gram is None else gram.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "sampler": self.sampler.state_dict(
+                consumed=(self.step - self.start_step) * self.batch_size
+            ),
+            "nonfinite_in_row": self.nonfinite_in_row,
+            "skipped_steps": self.skipped_steps,
+            "gram_refreshes": self.gram_refreshes,
+            "config": OmegaConf.to_yaml(self.cfg),
+            "arch": str(self.cfg.model.arch),
+        }
+
+    def save(self) -> Path | None:
+        """Write a checkpoint of the current step (main process), all ranks in step."""
+        self.acc.wait_for_everyone()
+        path = None
+        if self.acc.is_main_process:
+            path = save_checkpoint(
+                self.state_dict(), self.run_dir, self.step, int(self.cfg.run.keep_checkpoints)
+            )
+            self.log.line(f"checkpoint {path.name}")
+        self.acc.wait_for_everyone()
+        return path
+
+    # ------------------------------------------------------------------ Gram teacher
+    def _update_gram_teacher(self, gram_weight: float) -> None:
+        g = self.cfg.gram
+        start = int(self.cfg.schedule.gram_start_iter)
+        if gram_weight <= 0:
+            return
+        if self.meta.gram_teacher is None:
+            if str(g.teacher) == "ema":
+                self.meta.set_gram_teacher()
+            else:
+                state = load_checkpoint(resolve_checkpoint(g.teacher, "gram.teacher"))
+                prefix = "backbone."
+                weights = {
+                    k[len(prefix) :]: v for k, v in state["teacher"].items() if k.startswith(prefix)
+                }
+                self.meta.set_gram_teacher()
+                self.meta.gram_teacher.load_state_dict(weights)
+            self.meta.gram_teacher.to(self.acc.device)
+            self.log.line(f"gram teacher set at iteration {self.step}")
+            return
+        every, most = int(g.refresh_every), int(g.max_refreshes)
+        due = every > 0 and self.step > start and (self.step - start) % every == 0
+        if due and self.gram_refreshes < most:
+            self.meta.set_gram_teacher()
+            self.meta.gram_teacher.to(self.acc.device)
+            self.gram_refreshes += 1
+            self.log.line(f"gram teacher refreshed ({self.gram_refreshes}/{most})")
+
+    # ------------------------------------------------------------------ one step
+    def _batch(self, raw: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        seed = step_seed(self.seed, self.step, self.rank)
+        torch.manual_seed(seed)  # drop path and anything else drawing from the global RNG
+        gen = torch.Generator().manual_seed(seed)
+        images, scale, offset = to_device(raw, self.acc.device)
+        return self.augment(images, scale, offset, generator=gen)
+
+    def _train_step(self, batch: dict, values: dict) -> dict[str, torch.Tensor] | None:
+        apply_schedule_values(
+            self.optimizer, values["lr"], values["weight_decay"], values["freeze_last_layer"]
+        )
+        with self.acc.autocast():
+            loss, logs = self.meta.losses(
+                batch, values["teacher_temp"], values["gram_weight"], student=self.student
+            )
+        finite = torch.isfinite(loss.detach()).float().reshape(1)
+        if self.world > 1:
+            finite = self.acc.reduce(finite, reduction="sum") / self.world
+        if float(finite) < 1.0:
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        self.acc.backward(loss)
+        if values["freeze_last_layer"]:
+            self.meta.student.dino_head.drop_last_layer_grad()
+            self.meta.student.ibot_head.drop_last_layer_grad()
+        clip = self.cfg.optim.clip_grad
+        norms = clip_gradients(
+            {
+                "backbone": self.meta.student.backbone,
+                "dino_head": self.meta.student.dino_head,
+                "ibot_head": self.meta.student.ibot_head,
+            },
+            None if clip is None else float(clip),
+        )
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.meta.update_teacher(values["momentum"])
+        logs.update({f"grad_norm/{k}": v for k, v in norms.items()})
+        return logs
+
+    def _handle_nonfinite(self) -> None:
+        self.nonfinite_in_row += 1
+        self.skipped_steps += 1
+        self.log.line(f"iteration {self.step}: non-finite loss, step skipped")
+        limit = int(self.cfg.run.max_nonfinite_steps)
+        if self.nonfinite_in_row >= limit:
+            path = self.run_dir / f"diagnostic-{self.step:06d}.pt"
+            if self.acc.is_main_process:
+                atomic_save(self.state_dict(), path)
+            raise BrainDinoError(
+                f"loss was non-finite for {limit} consecutive iterations (at {self.step}); "
+                f"diagnostic checkpoint written to {path.name}",
+                path=self.run_dir,
+                fix="lower schedule.base_lr, use drop_path 0.1 and optim.betas=[0.9,0.99], "
+                "or check the data with python -m braindino.check",
+            )
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> str:
+        """Train to the end of the schedule; returns ``"done"`` or ``"interrupted"``."""
+        cfg = self.cfg
+        total = self.schedules.total_iters
+        if self.step >= total:
+            self.log.line("schedule already complete")
+            return "done"
+        self.log.line(f"training iterations {self.step}..{total - 1} on {self.world} process(es)")
+        stop = install_signal_handlers()
+        bar = tqdm(
+            total=total,
+            initial=self.step,
+            disable=not (self.acc.is_main_process and cfg.run.progress),
+            desc="pretrain",
+            unit="it",
+        )
+        data = iter(self.loader)
+        tick, seen = time.perf_counter(), 0
+        status = "done"
+        try:
+            while self.step < total:
+                values = self.schedules.at(self.step)
+                self._update_gram_teacher(values["gram_weight"])
+                batch = self._batch(next(data))
+                logs = self._train_step(batch, values)
+                if logs is None:
+                    self._handle_nonfinite()
+                else:
+                    self.nonfinite_in_row = 0
+                seen += self.batch_size * self.world
+                self.step += 1
+                bar.update(1)
+                if logs is not None and self.step % int(cfg.run.log_every) == 0:
+                    elapsed = time.perf_counter() - tick
+                    logs.update(_schedule_logs(values, seen / max(elapsed, 1e-9)))
+                    self.log.scalars(logs, self.step)
+                    bar.set_postfix(loss=f"{float(logs['loss/total']):.3f}")
+                    tick, seen = time.perf_counter(), 0
+                every = int(cfg.run.image_every)
+                if every and self.step % every == 0:
+                    self._log_images(batch)
+                if self.step % int(cfg.run.checkpoint_every) == 0 or self.step == total:
+                    self.save()
+                if stop.should_exit():
+                    self.log.line(f"signal {stop.received}: checkpointing at {self.step}")
+                    if self.step % int(cfg.run.checkpoint_every) != 0 and self.step != total:
+                        self.save()
+                    status = "interrupted"
+                    break
+        finally:
+            bar.close()
+            stop.restore()
+        if status == "done" and cfg.probe.enabled:
+            self.probe()
+        self.log.close()
+        return status
+
+    def _log_images(self, batch: dict) -> None:
+        if not self.acc.is_main_process:
+            return
+        glob = batch["global_crops"][:8]
+        self.log.images("crops/global", glob, self.step)
+        self.log.images("crops/local", batch["local_crops"][:8], self.step)
+        masks = batch["masks"][:8].float()
+        side = math.isqrt(masks.shape[1])
+        grid = masks.view(-1, 1, side, side)
+        up = torch.nn.functional.interpolate(grid, size=glob.shape[-2:], mode="nearest")
+        self.log.images("crops/masks", up, self.step)
+
+    def probe(self) -> dict | None:
+        """Frozen-feature k-NN probe of the EMA teacher on the synthetic cohort (main process)."""
+        if not self.acc.is_main_process:
+            return None
+        from braindino.ssl.probe import probe_backbone
+
+        results = probe_backbone(self.meta.teacher.backbone, self.cfg.probe)
+        self.log.scalars({f"probe/{k}": v for k, v in results.items()}, self.step)
+        self.log.line(f"probe at {self.step}: {results}")
+        return results
+
+
+def _schedule_logs(values: dict, images_per_s: float) -> dict[str, float]:
+    return {
+        "schedule/lr": values["lr"],
+        "schedule/weight_decay": values["weight_decay"],
+        "schedule/teacher_momentum": values["momentum"],
+        "schedule/teacher_temp": values["teacher_temp"],
+        "schedule/gram_weight": values["gram_weight"],
+        "speed/images_per_s": images_per_s,
+    }
+
+
+def pretrain(cfg: DictConfig) -> str:
+    """Run (or resume) the pretraining described by a merged config."""
+    return Trainer(cfg).fit()

@@ -44,7 +44,9 @@ def _load_yaml(path: Path) -> DictConfig:
     try:
         cfg = OmegaConf.load(path)
     except Exception as exc:  # YAML syntax errors come in several types
-        raise ConfigError(f"not valid YAML ({exc})", path=path, fix="correct the YAML syntax") from exc
+        raise ConfigError(
+            f"not valid YAML ({exc})", path=path, fix="correct the YAML syntax"
+        ) from exc
     if not isinstance(cfg, DictConfig):
         raise ConfigError("top level must be a mapping", path=path, fix="write key: value pairs")
     return cfg
@@ -53,7 +55,7 @@ def _load_yaml(path: Path) -> DictConfig:
 def _known_keys(cfg: Any, prefix: str = "") -> list[str]:
     keys: list[str] = []
     if isinstance(cfg, DictConfig):
-        for key in cfg.keys():
+        for key in cfg:
             full = f"{prefix}{key}"
             keys.append(full)
             keys += _known_keys(cfg._get_node(key), full + ".")
@@ -70,7 +72,7 @@ def check_keys(base: DictConfig, extra: Any, source: str, prefix: str = "") -> N
         extra = OmegaConf.create(dict(extra))
     if not isinstance(extra, DictConfig) or not isinstance(base, DictConfig):
         return
-    for key in extra.keys():
+    for key in extra:
         full = f"{prefix}{key}"
         if key not in base:
             # Mappings declared empty (``{}``) in the defaults are open: they take any key.

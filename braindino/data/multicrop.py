@@ -1,0 +1,514 @@
+"""Batched MRI multi-crop augmentation: 2 global + n local crops per slice, with iBOT masks.
+
+Input is a batch as the slice shards store it: uint8 slices ``[B, H, W]`` plus per-slice ``scale``
+and ``offset`` (``z-score = u8 * scale + offset``); float16/float32 slices are taken as they are,
+each min-max rescaled to play the role of ``u8 / 255``. Everything runs on the input's device with
+per-sample random parameters and no per-sample Python loop:
+
+* Geometry: random resized crop (torchvision's box sampling: area fraction in ``scale``,
+  log-uniform aspect in ``aspect_ratio``, 10 tries then a centre crop), horizontal flip and an
+  optional small rotation, all as per-crop affine maps resolved by one sampling grid (the values
+  of ``F.affine_grid``, built by broadcasting: 10x faster on the CPU) and one bilinear
+  ``F.grid_sample`` call per crop size. Outside the slice reads as u8 0 (background). No
+  antialiasing: fine while the slice side is near the global crop size. On the CPU the batch
+  goes through in chunks of ``cpu_chunk_slices`` slices (one call per size and chunk) so every
+  pass stays in cache; on a GPU the whole batch is one pass.
+* Intensity (instead of colour jitter), on ``v = u8 / 255`` in this order: smooth multiplicative
+  bias field (``exp`` of a random low-order polynomial), gamma on the crop's min-max rescaled
+  intensity, contrast/brightness around the crop mean, Gaussian blur (separable, per-crop
+  sigma), additive Gaussian noise. Each has a probability per crop type
+  ``[first global, second global, local]`` (DINOv2's asymmetric split). Output is ``v * 255 *
+  scale + offset``, i.e. z-scores again.
+
+Crop order, in ``global_crops`` ``[2B, 1, G, G]`` and ``local_crops`` ``[nB, 1, L, L]``: grouped by
+crop index — row ``c * B + b`` is crop ``c`` of slice ``b`` (all slices' crop 0, then crop 1, ...).
+``masks`` ``[2B, (G/p)^2]`` follows the ``global_crops`` rows. Same seed -> same output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from braindino.config import check_keys, load_config
+from braindino.data.masking import BlockMaskGenerator, ibot_masks
+from braindino.errors import BrainDinoError, ConfigError, DataError
+
+INTENSITY_ORDER = ("bias_field", "gamma", "contrast", "blur", "noise")
+GLOBAL1, GLOBAL2, LOCAL = 0, 1, 2  # crop types, the index into each ``probability`` list
+
+
+# ----------------------------------------------------------------------------- geometry
+def sample_crop_boxes(
+    n: int,
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    aspect_ratio: tuple[float, float],
+    generator: torch.Generator | None = None,
+    tries: int = 10,
+) -> torch.Tensor:
+    """Random resized-crop boxes ``[n, 4]`` (top, left, h, w) in pixels, float64, on the CPU."""
+    u = torch.rand(n, tries, 4, generator=generator, dtype=torch.float64)
+    area = height * width * (scale[0] + u[..., 0] * (scale[1] - scale[0]))
+    lo, hi = math.log(aspect_ratio[0]), math.log(aspect_ratio[1])
+    ratio = torch.exp(lo + u[..., 1] * (hi - lo))
+    w = torch.sqrt(area * ratio)
+    h = torch.sqrt(area / ratio)
+    ok = (w <= width) & (h <= height)
+    first = ok.to(torch.int8).argmax(1)
+    rows = torch.arange(n)
+    h, w, u = h[rows, first], w[rows, first], u[rows, first]
+    # Fallback when no try fits: the whole slice with the aspect clamped (torchvision's rule).
+    in_ratio = width / height
+    fb_w = width if in_ratio <= aspect_ratio[1] else height * aspect_ratio[1]
+    fb_h = height if in_ratio >= aspect_ratio[0] else width / aspect_ratio[0]
+    found = ok.any(1)
+    h = torch.where(found, h, torch.full_like(h, fb_h))
+    w = torch.where(found, w, torch.full_like(w, fb_w))
+    top = torch.where(found, u[:, 2] * (height - h), (height - h) / 2)
+    left = torch.where(found, u[:, 3] * (width - w), (width - w) / 2)
+    return torch.stack([top, left, h, w], 1)
+
+
+def crop_thetas(
+    boxes: torch.Tensor, flips: torch.Tensor, angles_deg: torch.Tensor, height: int, width: int
+) -> torch.Tensor:
+    """``F.affine_grid`` matrices ``[n, 2, 3]`` mapping each output crop onto its box.
+
+    ``boxes`` are (top, left, h, w) in pixels (edges at integers, align_corners=False); a flip
+    mirrors the crop left-right; the crop is rotated by ``angles_deg`` about the box centre.
+    """
+    boxes = boxes.to(torch.float64)
+    top, left, h, w = boxes.unbind(1)
+    sign = 1.0 - 2.0 * flips.to(torch.float64)
+    a = torch.deg2rad(angles_deg.to(torch.float64))
+    cos, sin = torch.cos(a), torch.sin(a)
+    sx, sy = sign * w / 2, h / 2  # output unit square -> pixel half-extent (x with flip)
+    theta = torch.empty(boxes.shape[0], 2, 3, dtype=torch.float64)
+    theta[:, 0, 0] = 2 / width * cos * sx
+    theta[:, 0, 1] = -2 / width * sin * sy
+    theta[:, 0, 2] = 2 * (left + w / 2) / width - 1
+    theta[:, 1, 0] = 2 / height * sin * sx
+    theta[:, 1, 1] = 2 / height * cos * sy
+    theta[:, 1, 2] = 2 * (top + h / 2) / height - 1
+    return theta
+
+
+def side_by_side_grid(thetas: torch.Tensor, size: int, crops_per_image: int) -> torch.Tensor:
+    """``F.affine_grid`` of ``thetas`` ``[n*B, 2, 3]``, laid out as ``[B, size, n*size, 2]``.
+
+    Same values as ``F.affine_grid(thetas, [n*B, 1, size, size], align_corners=False)`` with
+    the n crops of each image side by side (row ``c*B + b`` of ``thetas`` = crop ``c`` of image
+    ``b``). Built by broadcasting: on the CPU ``F.affine_grid``'s thin batched matmul is ~10x
+    slower and was the largest cost of the whole augmentation.
+    """
+    n = crops_per_image
+    b = thetas.shape[0] // n
+    th = thetas.view(n, b, 2, 3).permute(1, 0, 2, 3)[:, None, :, :, :, None]  # [B,1,n,2,3,1]
+    lin = (torch.arange(size, device=thetas.device, dtype=thetas.dtype) * 2 + 1) / size - 1
+    grid = torch.empty(b, size, n, size, 2, device=thetas.device, dtype=thetas.dtype)
+    for k in range(2):  # input x (k=0) and y (k=1) for output pixel (y, x); written in place
+        y_part = th[:, :, :, k, 1] * lin[:, None, None] + th[:, :, :, k, 2]
+        torch.add(th[:, :, :, k, 0] * lin, y_part, out=grid[..., k])
+    return grid.view(b, size, n * size, 2)
+
+
+def resized_crops(
+    images: torch.Tensor, thetas: torch.Tensor, size: int, crops_per_image: int
+) -> torch.Tensor:
+    """Crops ``[n*B, C, size, size]`` of ``images`` ``[B, C, H, W]``, rows grouped by crop index.
+
+    ``thetas`` ``[n*B, 2, 3]`` follow the same order (row ``c*B + b`` = crop ``c`` of image ``b``).
+    The n crops of one image are laid side by side in one sampling grid, so the whole batch is
+    read in place by a single bilinear ``grid_sample`` call (zeros outside the image).
+    """
+    b, c = images.shape[:2]
+    n = crops_per_image
+    if n == 0:
+        return images.new_zeros(0, c, size, size)
+    theta = thetas.to(device=images.device, dtype=images.dtype)
+    grid = side_by_side_grid(theta, size, n)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.view(b, c, size, n, size).permute(3, 0, 1, 2, 4).reshape(n * b, c, size, size)
+
+
+# ----------------------------------------------------------------------------- intensity
+def apply_bias_field(v: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+    """``v [N,1,H,W] * exp(sum_ij coeffs[n,i,j] x^i y^j)`` with x, y in [-1, 1] over the crop."""
+    order = coeffs.shape[-1]
+    hgt, wid = v.shape[-2:]
+    powers = torch.arange(order, device=v.device, dtype=v.dtype)
+    x = (torch.arange(wid, device=v.device, dtype=v.dtype) + 0.5) / wid * 2 - 1
+    y = (torch.arange(hgt, device=v.device, dtype=v.dtype) + 0.5) / hgt * 2 - 1
+    px, py = x[:, None] ** powers, y[:, None] ** powers  # [W, o], [H, o]
+    field = (py @ coeffs.to(v).transpose(1, 2) @ px.T).exp_()  # [N, H, W]
+    return field.unsqueeze(1).mul_(v)
+
+
+def apply_gamma(v: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """Gamma per crop on its min-max rescaled intensity, mapped back to the crop's range."""
+    flat = v.flatten(1)
+    lo = flat.amin(1).view(-1, 1, 1, 1)
+    span = (flat.amax(1).view(-1, 1, 1, 1) - lo).clamp(min=1e-6)
+    out = (v - lo).div_(span).clamp_(min=0).pow_(gamma.view(-1, 1, 1, 1).to(v))
+    return out.mul_(span).add_(lo)
+
+
+def apply_contrast(
+    v: torch.Tensor, contrast: torch.Tensor, brightness: torch.Tensor
+) -> torch.Tensor:
+    """``(v - mean) * contrast + mean + brightness`` per crop (mean over the crop)."""
+    mean = v.mean((1, 2, 3), keepdim=True)
+    shift = mean + brightness.view(-1, 1, 1, 1).to(v)
+    return (v - mean).mul_(contrast.view(-1, 1, 1, 1).to(v)).add_(shift)
+
+
+def gaussian_blur(v: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor:
+    """Separable Gaussian blur with one sigma (pixels) per crop; reflect padding.
+
+    Shift-and-add over the ``2 * radius + 1`` taps: on the CPU this beats a grouped conv, whose
+    oneDNN primitive is rebuilt for every new number of crops.
+    """
+    n, hgt, wid = v.shape[0], v.shape[-2], v.shape[-1]
+    taps = torch.arange(-radius, radius + 1, device=v.device, dtype=v.dtype)
+    kernel = torch.exp(-(taps**2) / (2 * sigma.to(v).view(-1, 1) ** 2))
+    kernel = (kernel / kernel.sum(1, keepdim=True)).view(n, 1, 1, 1, -1)
+    x = F.pad(v, (radius, radius, 0, 0), mode="reflect")
+    out = x[..., :wid] * kernel[..., 0]
+    for t in range(1, 2 * radius + 1):
+        out.addcmul_(x[..., t : t + wid], kernel[..., t])
+    x = F.pad(out, (0, 0, radius, radius), mode="reflect")
+    out = x[..., :hgt, :] * kernel[..., 0]
+    for t in range(1, 2 * radius + 1):
+        out.addcmul_(x[..., t : t + hgt, :], kernel[..., t])
+    return out
+
+
+def _uniform(n: int, bounds: Sequence[float], gen: torch.Generator | None) -> torch.Tensor:
+    return bounds[0] + torch.rand(n, generator=gen, dtype=torch.float64) * (bounds[1] - bounds[0])
+
+
+class IntensityAugmentation:
+    """MRI intensity augmentations on ``v = u8 / 255`` crops, vectorised over crops.
+
+    ``cfg`` is the ``intensity`` section of ``configs/pretrain/augment.yaml``.
+    """
+
+    def __init__(self, cfg: Mapping[str, Any]):
+        self.cfg = {k: dict(cfg[k]) for k in INTENSITY_ORDER}
+        self.prob = {
+            k: torch.tensor(self.cfg[k]["probability"], dtype=torch.float64)
+            for k in INTENSITY_ORDER
+        }
+        self.blur_radius = max(1, math.ceil(3 * float(self.cfg["blur"]["sigma"][1])))
+        order = int(self.cfg["bias_field"]["order"])
+        i, j = np.meshgrid(np.arange(order + 1), np.arange(order + 1), indexing="ij")
+        terms = torch.from_numpy((i + j <= order) & (i + j > 0))
+        self.bias_terms = terms.to(torch.float64)
+
+    def __call__(
+        self,
+        v: torch.Tensor,
+        crop_type: torch.Tensor,
+        gen: torch.Generator | None,
+        noise_gen: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Augment crops ``v [N,1,H,W]`` in place; ``crop_type [N]`` (0/1 global, 2 local) picks
+        each augmentation's probability. ``noise_gen`` (default ``gen``) draws the noise on
+        ``v``'s device; everything else is drawn on the CPU from ``gen``."""
+        n = v.shape[0]
+        for name in INTENSITY_ORDER:
+            chosen = torch.rand(n, generator=gen, dtype=torch.float64) < self.prob[name][crop_type]
+            idx = chosen.nonzero().squeeze(1)
+            k = idx.numel()
+            if k == 0:
+                continue
+            idx_dev = idx.to(v.device)
+            sub = v.index_select(0, idx_dev)
+            p = self.cfg[name]
+            if name == "bias_field":
+                s = float(p["strength"])
+                u = torch.rand(k, *self.bias_terms.shape, generator=gen, dtype=torch.float64)
+                coeffs = (2 * u - 1) * (s * self.bias_terms)
+                sub = apply_bias_field(sub, coeffs.to(v.device))
+            elif name == "gamma":
+                lo, hi = (math.log(float(g)) for g in p["range"])
+                sub = apply_gamma(sub, torch.exp(_uniform(k, (lo, hi), gen)).to(v.device))
+            elif name == "contrast":
+                c, b = _uniform(k, p["contrast"], gen), _uniform(k, p["brightness"], gen)
+                sub = apply_contrast(sub, c.to(v.device), b.to(v.device))
+            elif name == "blur":
+                sigma = _uniform(k, p["sigma"], gen).to(v.device)
+                sub = gaussian_blur(sub, sigma, self.blur_radius)
+            else:  # noise
+                std = _uniform(k, p["std"], gen).to(v).view(-1, 1, 1, 1)
+                ng = noise_gen if noise_gen is not None else gen
+                noise = torch.randn(sub.shape, generator=ng, device=sub.device, dtype=sub.dtype)
+                sub = noise.mul_(std).add_(sub)
+            v.index_copy_(0, idx_dev, sub)
+        return v
+
+
+# ----------------------------------------------------------------------------- config
+def augment_config(
+    cfg: Mapping[str, Any] | DictConfig | None = None, where: str = "augment"
+) -> DictConfig:
+    """Defaults of ``configs/pretrain/augment.yaml`` with ``cfg`` merged on top (strict keys)."""
+    base = load_config("pretrain/augment")
+    if cfg is None:
+        return base
+    extra = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
+    check_keys(base, extra, where)
+    return OmegaConf.merge(base, extra)  # type: ignore[return-value]
+
+
+def _range(
+    cfg: DictConfig, key: str, lo: float, hi: float, positive: bool = False
+) -> tuple[float, float]:
+    try:
+        a, b = (float(x) for x in cfg[key])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"'{key}' must be a pair [min, max]", path="augment", fix="e.g. [0.32, 1.0]"
+        ) from exc
+    if not (lo <= a <= b <= hi) or (positive and a <= 0):
+        raise ConfigError(
+            f"'{key}' = [{a}, {b}] is not a valid range within [{lo}, {hi}]",
+            path="augment",
+            fix="give min <= max inside that interval",
+        )
+    return a, b
+
+
+def _validate(cfg: DictConfig) -> None:
+    for group in ("global_crops", "local_crops"):
+        _range(cfg[group], "scale", 0.0, 1.0, positive=True)
+        if int(cfg[group]["size"]) < 1:
+            raise ConfigError(f"{group}.size must be >= 1", path="augment", fix="e.g. 224 / 96")
+    _range(cfg, "aspect_ratio", 0.0, math.inf, positive=True)
+    if int(cfg.global_crops.size) % int(cfg.masking.patch_size):
+        raise ConfigError(
+            f"global_crops.size {cfg.global_crops.size} is not a multiple of "
+            f"masking.patch_size {cfg.masking.patch_size}",
+            path="augment",
+            fix="make the global crop size a multiple of the patch size",
+        )
+    for name in INTENSITY_ORDER:
+        probs = list(cfg.intensity[name].probability)
+        if len(probs) != 3 or not all(0.0 <= float(p) <= 1.0 for p in probs):
+            raise ConfigError(
+                f"intensity.{name}.probability must be 3 values in [0, 1]",
+                path="augment",
+                fix="[first global, second global, local]",
+            )
+    _range(cfg.intensity.gamma, "range", 0.0, math.inf, positive=True)
+    _range(cfg.intensity.blur, "sigma", 0.0, math.inf, positive=True)
+    _range(cfg.intensity.noise, "std", 0.0, math.inf)
+
+
+# ----------------------------------------------------------------------------- module
+def _check_batch(
+    images: Any, scale: Any, offset: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ok_dtype = isinstance(images, torch.Tensor) and (
+        images.dtype == torch.uint8 or images.dtype.is_floating_point
+    )
+    if not ok_dtype or images.dim() != 3:
+        shape = tuple(getattr(images, "shape", ()))
+        got = f"{type(images).__name__} {getattr(images, 'dtype', '')} {shape}"
+        raise DataError(
+            f"images must be a uint8 (or float) tensor [B, H, W], got {got}",
+            path="images",
+            fix="pass slices as the shards store them (uint8) with per-slice scale/offset",
+        )
+    b = images.shape[0]
+    out = []
+    for name, value in (("scale", scale), ("offset", offset)):
+        t = torch.as_tensor(value, dtype=torch.float32, device=images.device).reshape(-1)
+        if t.numel() != b or not bool(torch.isfinite(t).all()):
+            raise DataError(
+                f"{name} must hold {b} finite values (one per slice), got {t.numel()}",
+                path=name,
+                fix="give the slice's z = u8 * scale + offset parameters",
+            )
+        out.append(t)
+    return images, out[0], out[1]
+
+
+class MultiCropAugmentation:
+    """Batch of uint8 slices -> global/local z-score crops + iBOT masks (see the module doc).
+
+    Build it with ``MultiCropAugmentation.from_config(cfg)``. Calls are deterministic given the
+    ``generator`` argument; without one a private generator seeded by ``seed`` is used (seeded
+    from torch's global RNG when ``seed`` is None, and offset per DataLoader worker).
+    """
+
+    def __init__(self, cfg: Mapping[str, Any] | DictConfig | None = None, seed: int | None = None):
+        self.cfg = augment_config(cfg)
+        _validate(self.cfg)
+        c = self.cfg
+        self.global_size, self.local_size = int(c.global_crops.size), int(c.local_crops.size)
+        self.n_local = int(c.local_crops.number)
+        self.global_scale = _range(c.global_crops, "scale", 0.0, 1.0, positive=True)
+        self.local_scale = _range(c.local_crops, "scale", 0.0, 1.0, positive=True)
+        self.aspect_ratio = _range(c, "aspect_ratio", 0.0, math.inf, positive=True)
+        self.flip_probability = float(c.flip_probability)
+        self.rotation_degrees = float(c.rotation_degrees)
+        self.cpu_chunk_slices = int(c.cpu_chunk_slices)
+        self.intensity = IntensityAugmentation(c.intensity)
+        m = c.masking
+        grid = self.global_size // int(m.patch_size)
+        self.mask_generator = BlockMaskGenerator(
+            (grid, grid),
+            int(m.min_patches_per_block),
+            None if m.max_patches_per_block is None else int(m.max_patches_per_block),
+            float(m.block_aspect[0]),
+            float(m.block_aspect[1]),
+            int(m.tries_per_block),
+        )
+        self.mask_probability = float(m.mask_probability)
+        self.mask_ratio = _range(m, "ratio", 0.0, 1.0)
+        self.seed = seed
+        self._gen: torch.Generator | None = None
+        self._gen_key: Any = None
+
+    @classmethod
+    def from_config(
+        cls, cfg: Mapping[str, Any] | DictConfig | None = None, seed: int | None = None
+    ) -> MultiCropAugmentation:
+        """Build from the ``augment`` section (defaults: ``configs/pretrain/augment.yaml``)."""
+        return cls(cfg, seed)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_gen"], state["_gen_key"] = None, None  # re-seeded in each worker
+        return state
+
+    def _default_generator(self) -> torch.Generator:
+        info = torch.utils.data.get_worker_info()
+        key = None if info is None else (info.id, info.seed)
+        if self._gen is None or key != self._gen_key:
+            base = self.seed if self.seed is not None else int(torch.randint(2**62, (1,)))
+            seed = base if info is None else (base * 1_000_003 + info.seed) % 2**63
+            self._gen, self._gen_key = torch.Generator().manual_seed(seed), key
+        return self._gen
+
+    def _thetas(
+        self, n: int, b: int, hgt: int, wid: int, scale: tuple[float, float], gen: torch.Generator
+    ) -> torch.Tensor:
+        """Random box + flip + rotation of ``n * b`` crops as ``[n*b, 2, 3]`` (crop-major)."""
+        boxes = sample_crop_boxes(n * b, hgt, wid, scale, self.aspect_ratio, gen)
+        flips = torch.rand(n * b, generator=gen) < self.flip_probability
+        u = torch.rand(n * b, generator=gen, dtype=torch.float64)
+        return crop_thetas(boxes, flips, (2 * u - 1) * self.rotation_degrees, hgt, wid)
+
+    def __call__(
+        self,
+        images: torch.Tensor,
+        scale: Any,
+        offset: Any,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Augment a batch; returns ``global_crops``, ``local_crops``, ``masks``, ``mask_counts``,
+        ``mask_indices``, ``mask_weights`` (the latter three as in ``masking.ibot_masks``)."""
+        images, scale, offset = _check_batch(images, scale, offset)
+        gen = generator if generator is not None else self._default_generator()
+        if gen.device.type != "cpu":
+            raise BrainDinoError(
+                "the generator must be a CPU torch.Generator",
+                path="generator",
+                fix="pass torch.Generator() (noise on the GPU is seeded from it)",
+            )
+        device, (b, hgt, wid) = images.device, images.shape
+        noise_gen = gen
+        if device.type != "cpu":
+            seed = int(torch.randint(2**62, (1,), generator=gen))
+            noise_gen = torch.Generator(device).manual_seed(seed)
+        groups = []  # (crops per slice, size, thetas, crop types, output)
+        if images.dtype == torch.uint8:  # v = (stored - lo) / span lies in [0, 1]
+            lo, span = torch.zeros_like(scale), torch.full_like(scale, 255.0)
+        else:
+            flat = images.flatten(1).to(torch.float32)
+            lo = flat.amin(1)
+            span = (flat.amax(1) - lo).clamp(min=1e-6)
+        z_scale, z_offset = span * scale, lo * scale + offset  # z = v * z_scale + z_offset
+        for n, size, crop_scale, types in (
+            (2, self.global_size, self.global_scale, [GLOBAL1, GLOBAL2]),
+            (self.n_local, self.local_size, self.local_scale, [LOCAL] * self.n_local),
+        ):
+            thetas = self._thetas(n, b, hgt, wid, crop_scale, gen)
+            type_rows = torch.tensor(types, dtype=torch.long).repeat_interleave(b)
+            out = torch.empty(n * b, 1, size, size, device=device)
+            groups.append((n, size, thetas, type_rows, out))
+        chunk = b if device.type != "cpu" or self.cpu_chunk_slices <= 0 else self.cpu_chunk_slices
+        for s0 in range(0, b, chunk):
+            s1 = min(b, s0 + chunk)
+            v = images[s0:s1].unsqueeze(1).to(torch.float32)
+            v = v.sub_(lo[s0:s1].view(-1, 1, 1, 1)).div_(span[s0:s1].view(-1, 1, 1, 1))
+            chunk_scale = z_scale[s0:s1].view(1, -1, 1, 1, 1)
+            chunk_offset = z_offset[s0:s1].view(1, -1, 1, 1, 1)
+            for n, size, thetas, type_rows, out in groups:
+                if n == 0:
+                    continue
+                rows = (torch.arange(n)[:, None] * b + torch.arange(s0, s1)).flatten()
+                crops = resized_crops(v, thetas[rows], size, n)
+                crops = self.intensity(crops, type_rows[rows], gen, noise_gen)
+                crops = crops.view(n, s1 - s0, 1, size, size).mul_(chunk_scale).add_(chunk_offset)
+                out.view(n, b, 1, size, size)[:, s0:s1] = crops
+        masks = ibot_masks(2 * b, self.mask_generator, self.mask_probability, self.mask_ratio, gen)
+        result = {"global_crops": groups[0][4], "local_crops": groups[1][4]}
+        result.update({k: t.to(device) for k, t in masks.items()})
+        return result
+
+
+# ----------------------------------------------------------------------------- collate
+def stack_slice_samples(samples: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``[(u8 slice [H, W], scale, offset), ...]`` -> ``(u8 [B, H, W], scale [B], offset [B])``."""
+    if len(samples) == 0:
+        raise DataError(
+            "empty batch", path="samples", fix="give at least one (slice, scale, offset)"
+        )
+    slices, scales, offsets = [], [], []
+    for i, sample in enumerate(samples):
+        if not isinstance(sample, Sequence) or len(sample) != 3:
+            raise DataError(
+                f"sample {i} is not a (uint8 slice, scale, offset) triple",
+                path="samples",
+                fix="return (slice, scale, offset) from the dataset",
+            )
+        img = torch.as_tensor(
+            np.asarray(sample[0]) if not isinstance(sample[0], torch.Tensor) else sample[0]
+        )
+        if (
+            img.dtype != torch.uint8
+            or img.dim() != 2
+            or img.shape != (slices[0].shape if slices else img.shape)
+        ):
+            raise DataError(
+                f"sample {i} slice is {img.dtype} {tuple(img.shape)}; need uint8 [H, W] "
+                "of one size per batch",
+                path="samples",
+                fix="read slices from one shard set (same size, uint8)",
+            )
+        slices.append(img)
+        scales.append(float(sample[1]))
+        offsets.append(float(sample[2]))
+    return torch.stack(slices), torch.tensor(scales), torch.tensor(offsets)
+
+
+class MultiCropCollate:
+    """``collate_fn`` for a DataLoader over (uint8 slice, scale, offset) samples."""
+
+    def __init__(self, augmentation: MultiCropAugmentation):
+        self.augmentation = augmentation
+
+    def __call__(self, samples: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """Stack the samples and return the augmentation's batch dict."""
+        return self.augmentation(*stack_slice_samples(samples))

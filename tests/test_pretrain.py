@@ -1,0 +1,213 @@
+"""The pretrainer end to end on a CPU: resume exactness, non-finite guard, stage 2, export."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from braindino.config import load_config
+from braindino.errors import BrainDinoError, ConfigError, DataError
+from braindino.ssl.trainer import Trainer, pretrain
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory, mni_2mm):
+    """A small shard folder: 4 MNI-derived volumes at 2 mm, 64-pixel slices."""
+    data, affine = mni_2mm
+    root = tmp_path_factory.mktemp("pretrain")
+    vols = root / "vols"
+    vols.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        noisy = data * (1 + 0.1 * i) + rng.normal(0, 20, data.shape) * (data > 0)
+        nib.save(nib.Nifti1Image(noisy.astype(np.float32), affine), str(vols / f"s{i}_T1w.nii.gz"))
+    out = root / "shards"
+    cmd = [sys.executable, str(ROOT / "pretrain/prepare.py"), "--out", str(out), str(vols)]
+    cmd += ["--quiet", "preprocess.spacing=[2.0,2.0,2.0]", "preprocess.slices.size=64"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return out
+
+
+def _cfg(shards: Path, out: Path, *extra: str):
+    dotlist = [
+        f"data.shards={shards}",
+        f"run.out={out}",
+        "run.progress=false",
+        "model.arch=vit_micro_patch16_dinov3",
+        "data.batch_size_per_device=4",
+        "schedule.epochs=3",
+        "schedule.iters_per_epoch=2",
+        "schedule.warmup_epochs=1",
+        "schedule.teacher_temp_warmup_epochs=1",
+        "schedule.freeze_last_layer_epochs=1",
+        "run.checkpoint_every=4",
+        "run.log_every=1",
+        "augment.local_crops.number=2",
+        *extra,
+    ]
+    return load_config("pretrain/default", ["pretrain/tiny"], dotlist)
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    from braindino.engine import find_latest_checkpoint, load_checkpoint
+
+    state = load_checkpoint(find_latest_checkpoint(run))
+    flat = {f"student.{k}": v for k, v in state["student"].items()}
+    flat.update({f"teacher.{k}": v for k, v in state["teacher"].items()})
+    return flat
+
+
+def test_interrupted_run_ends_with_the_same_weights(shards, tmp_path, monkeypatch):
+    full = tmp_path / "full"
+    assert pretrain(_cfg(shards, full)) == "done"
+
+    part = tmp_path / "part"
+    original = Trainer._train_step
+
+    def signal_at_step_3(self, batch, values):
+        out = original(self, batch, values)
+        if self.step == 2:  # about to become 3: a SIGUSR1 arrives mid-run
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return out
+
+    monkeypatch.setattr(Trainer, "_train_step", signal_at_step_3)
+    assert pretrain(_cfg(shards, part)) == "interrupted"
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    from braindino.engine import find_latest_checkpoint
+
+    assert find_latest_checkpoint(part).name == "checkpoint-000003.pt"
+    assert pretrain(_cfg(shards, part)) == "done"  # auto-resume from the run folder
+
+    a, b = _weights(full), _weights(part)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert (part / "config.yaml").is_file() and list((part / "tb").iterdir())
+
+
+def test_training_moves_weights_and_logs_every_term(shards, tmp_path):
+    run = tmp_path / "run"
+    pretrain(_cfg(shards, run))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    for tag in (
+        "loss/dino_global",
+        "loss/dino_local",
+        "loss/ibot",
+        "loss/koleo",
+        "loss/total",
+        "schedule/lr",
+        "schedule/weight_decay",
+        "schedule/teacher_momentum",
+        "schedule/teacher_temp",
+        "monitor/teacher_entropy",
+        "monitor/student_teacher_agreement",
+        "monitor/feature_std",
+        "monitor/effective_rank",
+        "speed/images_per_s",
+    ):
+        assert tag in tags, tag
+    w = _weights(run)
+    key = next(k for k in w if k.startswith("student.backbone.vit.blocks.0.attn.qkv.weight"))
+    torch.manual_seed(0)
+    fresh = Trainer(_cfg(shards, tmp_path / "fresh"))
+    start = fresh.meta.student.state_dict()[key.removeprefix("student.")]
+    assert not torch.equal(start, w[key])
+    # the teacher is an EMA of the student: different from both the start and the student
+    assert not torch.equal(w[key], w[key.replace("student.", "teacher.")])
+
+
+def test_nonfinite_losses_stop_with_a_diagnostic_checkpoint(shards, tmp_path, monkeypatch):
+    from braindino.ssl.meta_arch import SelfDistillation
+
+    original = SelfDistillation.losses
+
+    def nan_losses(self, *args, **kwargs):
+        loss, logs = original(self, *args, **kwargs)
+        return loss * float("nan"), logs
+
+    monkeypatch.setattr(SelfDistillation, "losses", nan_losses)
+    run = tmp_path / "nan"
+    with pytest.raises(BrainDinoError, match="non-finite for 2 consecutive"):
+        pretrain(_cfg(shards, run, "run.max_nonfinite_steps=2"))
+    assert list(run.glob("diagnostic-*.pt"))
+
+
+def test_config_typo_and_missing_shards_fail_at_start(shards, tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key 'schedule.epocs'.*schedule.epochs"):
+        _cfg(shards, tmp_path, "schedule.epocs=3")
+    with pytest.raises(DataError, match="slice shard folder not found"):
+        pretrain(_cfg(tmp_path / "nowhere", tmp_path / "r"))
+    script = [sys.executable, str(ROOT / "pretrain/run.py"), "--config", "tiny", "data.shards=/x"]
+    proc = subprocess.run(script + ["optim.lr=1"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "unknown config key 'optim.lr'" in proc.stderr
+
+
+def test_stage2_gram_anchoring_from_a_stage1_run(shards, tmp_path):
+    stage1 = tmp_path / "stage1"
+    pretrain(_cfg(shards, stage1))
+    stage2 = tmp_path / "stage2"
+    cfg = _cfg(
+        shards,
+        stage2,
+        f"model.init_from={stage1}",
+        "schedule.gram_weight=2.0",
+        "schedule.epochs=2",
+        "schedule.warmup_epochs=0",
+        "gram.refresh_every=2",
+        "gram.max_refreshes=1",
+        "loss.dino_local=0.5",
+    )
+    trainer = Trainer(cfg)
+    assert trainer.fit() == "done"
+    assert trainer.meta.gram_teacher is not None and trainer.gram_refreshes == 1
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(stage2 / "tb"))
+    events.Reload()
+    gram = [e.value for e in events.Scalars("loss/gram")]
+    assert gram and all(np.isfinite(gram))
+
+
+def test_export_loads_with_braindino_and_timm(shards, tmp_path):
+    import timm
+
+    from braindino import load_encoder
+    from braindino.ssl.export import export_run
+
+    run = tmp_path / "run"
+    trainer = Trainer(_cfg(shards, run))
+    trainer.fit()
+    out = export_run(run, tmp_path / "export")
+    encoder = load_encoder(out)
+    x = torch.randn(2, 1, 64, 64)
+    teacher = trainer.meta.teacher.backbone.eval()
+    with torch.no_grad():
+        expected = teacher.forward_features(x)["cls"]
+        np.testing.assert_allclose(encoder(x).numpy(), expected.numpy(), atol=1e-5)
+        import json
+
+        config = json.loads((out / "config.json").read_text())
+        model = timm.create_model(
+            config["timm_name"],
+            pretrained=True,
+            pretrained_cfg_overlay={"file": str(out / "model.safetensors")},
+            **config["timm_kwargs"],
+        ).eval()
+        pooled = model.forward_head(model.forward_features(x), pre_logits=True)
+        np.testing.assert_allclose(pooled.numpy(), expected.numpy(), atol=1e-5)
+    assert config["extra"]["preprocessing"]["slices"]["size"] == 64

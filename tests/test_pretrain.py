@@ -147,12 +147,12 @@ def test_nonfinite_losses_stop_with_a_diagnostic_checkpoint(shards, tmp_path, mo
 
 
 def test_config_typo_and_missing_shards_fail_at_start(shards, tmp_path):
-    with pytest.raises(ConfigError, match="unknown config key 'schedule.epocs'.*schedule.epochs"):
+    with pytest.raises(ConfigError, match=r"unknown config key 'schedule.epocs'.*schedule.epochs"):
         _cfg(shards, tmp_path, "schedule.epocs=3")
     with pytest.raises(DataError, match="slice shard folder not found"):
         pretrain(_cfg(tmp_path / "nowhere", tmp_path / "r"))
     script = [sys.executable, str(ROOT / "pretrain/run.py"), "--config", "tiny", "data.shards=/x"]
-    proc = subprocess.run(script + ["optim.lr=1"], capture_output=True, text=True)
+    proc = subprocess.run([*script, "optim.lr=1"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "unknown config key 'optim.lr'" in proc.stderr
 

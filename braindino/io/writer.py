@@ -8,7 +8,7 @@ import numpy as np
 
 from braindino.errors import VolumeError
 from braindino.io.orientation import from_canonical
-from braindino.io.reader import LPS_TO_RAS, NIBABEL_SUFFIXES, SITK_SUFFIXES, suffix_of
+from braindino.io.reader import LPS_TO_RAS, SITK_SUFFIXES, suffix_of
 from braindino.io.volume import Volume
 
 
@@ -58,7 +58,7 @@ def write_volume(
         raise VolumeError(
             f"cannot write '{suffix}' files",
             path=path,
-            fix=f"use one of {', '.join(s for s in NIBABEL_SUFFIXES + SITK_SUFFIXES if s != '.img')}",
+            fix=f"use one of .nii, .nii.gz, {', '.join(SITK_SUFFIXES)}",
         )
     tmp.replace(path)
     return path

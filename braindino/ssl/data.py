@@ -28,14 +28,13 @@ class ShardSliceDataset(Dataset):
         return len(self.reader)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, float, float]:
-        image, info = self.reader[index]
-        volume = self.reader._volumes()[info.volume]  # TODO: public accessor on the reader
-        return image, float(volume["scale"]), float(volume["offset"])
+        return self.reader.sample(index)
 
 
 def sampling_weights(reader: SliceShardReader, by_name: Mapping[str, float] | None) -> np.ndarray:
-    """Per-dataset weights: those stored by prepare, or ``by_name`` overrides (names checked)."""
-    weights = np.asarray(reader.dataset_weights, dtype=np.float64).copy()
+    """Per-dataset weights: those stored by prepare (0 for datasets left without slices), or
+    ``by_name`` overrides (names checked)."""
+    weights = np.asarray(reader.sampling_weights, dtype=np.float64).copy()
     for name, value in (by_name or {}).items():
         if name not in reader.dataset_names:
             raise ConfigError(

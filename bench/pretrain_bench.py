@@ -1,0 +1,146 @@
+"""SSL step time against the bare backbone floor, on the CPU or a GPU.
+
+The floor is what no pretrainer can avoid: the student backbone's forward + backward on all crops
+(masked globals, locals) and the teacher backbone's forward on the globals — no heads, losses,
+optimiser or EMA. The full step is ``SelfDistillation.losses`` + backward + clipping + AdamW + EMA.
+
+    python bench/pretrain_bench.py --arch vit_small_patch16_dinov3 --batch 8 --runs 5
+    python bench/pretrain_bench.py --device cuda --arch vit_base_patch16_dinov3 --batch 64 --bf16
+
+Prints one JSON line per figure (median over --runs timed steps after --warmup steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from braindino.config import load_config
+from braindino.data.multicrop import MultiCropAugmentation
+from braindino.ssl.build import build_meta_arch, build_optimizer
+from braindino.ssl.param_groups import apply_schedule_values, clip_gradients
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _time(fn, device, warmup: int, runs: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def make_batch(cfg, batch: int, device: torch.device, source: int = 256) -> dict:
+    """A multi-crop batch from random uint8 slices (content does not change the cost)."""
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (batch, source, source), dtype=torch.uint8, generator=gen)
+    aug = MultiCropAugmentation.from_config(cfg.augment)
+    out = aug(
+        images.to(device),
+        torch.full((batch,), 0.02, device=device),
+        torch.full((batch,), -2.0, device=device),
+        generator=gen,
+    )
+    return out
+
+
+def main() -> None:
+    """Measure and print the floor, the full step and their ratio."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--arch", default="vit_small_patch16_dinov3")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--prototypes", type=int, default=65536)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    parser.add_argument("--compile", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    cfg = load_config(
+        "pretrain/default",
+        dotlist=[
+            f"model.arch={args.arch}",
+            "model.drop_path_rate=0.0",
+            f"heads.dino.out_dim={args.prototypes}",
+            f"heads.ibot.out_dim={args.prototypes}",
+        ],
+    )
+    torch.manual_seed(0)
+    meta = build_meta_arch(cfg).to(device)
+    optimizer = build_optimizer(cfg, meta)
+    apply_schedule_values(optimizer, 1e-4, 0.04)
+    batch = make_batch(cfg, args.batch, device)
+    if args.compile:
+        meta.student.backbone = torch.compile(meta.student.backbone)
+        meta.teacher.backbone = torch.compile(meta.teacher.backbone)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
+    student, teacher = meta.student.backbone, meta.teacher.backbone
+
+    def floor() -> None:
+        with amp:
+            with torch.no_grad():
+                teacher.forward_features(batch["global_crops"])
+            g = student.forward_features(batch["global_crops"], masks=batch["masks"])
+            lo = student.forward_features(batch["local_crops"])
+            loss = g["cls"].float().sum() + g["patches"].float().sum() + lo["cls"].float().sum()
+        loss.backward()
+        student.zero_grad(set_to_none=True)
+
+    def full_step() -> None:
+        with amp:
+            loss, _ = meta.losses(batch, teacher_temp=0.07)
+        loss.backward()
+        clip_gradients(
+            {"backbone": student, "dino": meta.student.dino_head, "ibot": meta.student.ibot_head},
+            3.0,
+        )
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        meta.update_teacher(0.996)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    results = {}
+    for name, fn in (("floor", floor), ("full_step", full_step), ("floor_again", floor)):
+        times = _time(fn, device, args.warmup, args.runs)
+        results[name] = statistics.median(times)
+    floor_s = min(results["floor"], results["floor_again"])
+    images = args.batch
+    out = {
+        "arch": args.arch,
+        "batch": args.batch,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "bf16": args.bf16,
+        "prototypes": args.prototypes,
+        "floor_s": round(floor_s, 4),
+        "step_s": round(results["full_step"], 4),
+        "ratio": round(results["full_step"] / floor_s, 3),
+        "images_per_s": round(images / results["full_step"], 2),
+    }
+    if device.type == "cuda":
+        out["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

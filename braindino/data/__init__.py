@@ -1,0 +1,31 @@
+"""Pretraining data: input discovery, slice shards (writer/reader), preparation, sampling, crops.
+
+Imported lazily so that ``import braindino.data`` stays light (no torch) for the CLIs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "VolumeInput": "braindino.data.inputs",
+    "discover_inputs": "braindino.data.inputs",
+    "inputs_from_config": "braindino.data.inputs",
+    "subject_from_path": "braindino.data.inputs",
+    "SliceShardReader": "braindino.data.shards",
+    "SliceShardWriter": "braindino.data.shards",
+    "SliceInfo": "braindino.data.shards",
+    "prepare_shards": "braindino.data.prepare",
+    "load_prepare_config": "braindino.data.prepare",
+    "collect_inputs": "braindino.data.prepare",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'braindino.data' has no attribute '{name}'")
+    return getattr(importlib.import_module(module), name)

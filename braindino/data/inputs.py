@@ -1,0 +1,352 @@
+"""Find the volumes a data run should read: folders, globs, CSV manifests and configured datasets.
+
+Every source becomes a list of ``VolumeInput`` (path, subject, dataset, modality) in a
+deterministic order, so the same inputs always give the same shards. Subject ids are taken from
+a manifest column when there is one, else derived from the path (see ``subject_from_path``).
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import fnmatch
+import glob
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from braindino.errors import ConfigError, DataError
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".nrrd", ".mha", ".mhd")
+DICOM_SUFFIXES = (".dcm", ".ima")
+MANIFEST_SUFFIXES = (".csv", ".tsv")
+#: File names that are label maps, not images; folder and glob inputs leave them out by default.
+DEFAULT_EXCLUDE = ("*_seg.*", "*-seg.*", "*mask*", "*label*", "*_dseg.*")
+#: The keys one entry of ``datasets:`` in a data config may have (``configs/data/default.yaml``).
+DATASET_KEYS = ("root", "pattern", "manifest", "modality", "weight", "subject_regex", "exclude")
+
+_MODALITY_TOKENS = (
+    (("t1c", "t1ce", "t1gd", "t1post", "t1-gd", "t1_gd"), "T1c"),
+    (("t1", "t1w", "t1n", "mprage", "spgr"), "T1"),
+    (("flair", "t2f"), "FLAIR"),
+    (("t2", "t2w"), "T2"),
+    (("pd", "pdw"), "PD"),
+    (("dwi", "adc"), "DWI"),
+)
+
+
+@dataclass(frozen=True)
+class VolumeInput:
+    """One volume to read: where it is, whose it is, which dataset and modality it belongs to."""
+
+    path: str
+    subject: str
+    dataset: str
+    modality: str
+    volume_index: int | None = None
+
+
+def volume_stem(path: str | Path) -> str:
+    """The file or folder name without its volume extension (``a/b/x.nii.gz`` -> ``x``)."""
+    name = Path(path).name
+    for suffix in sorted(VOLUME_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def modality_from_path(path: str | Path) -> str:
+    """Guess the MRI modality tag from a file name's tokens (``..._t1ce.nii.gz`` -> ``T1c``)."""
+    tokens = [t.lower() for t in re.split(r"[_\-.\s]+", volume_stem(path)) if t]
+    for token in reversed(tokens):
+        for names, tag in _MODALITY_TOKENS:
+            if token in names:
+                return tag
+    return "unknown"
+
+
+def _strip_modality_suffix(stem: str) -> str:
+    parts = re.split(r"([_\-.])", stem)
+    while len(parts) >= 3 and modality_from_path(parts[-1]) != "unknown":
+        parts = parts[:-2]
+    return "".join(parts)
+
+
+def subject_from_path(
+    path: str | Path, root: str | Path | None = None, subject_regex: str | None = None
+) -> str:
+    """Derive a subject id from a volume path.
+
+    In order: the first group (or whole match) of ``subject_regex`` searched in the path
+    relative to ``root``; a BIDS ``sub-XXX`` folder; the first folder below ``root`` when the
+    file lies deeper than ``root`` (``BraTS2021_00001/BraTS2021_00001_t1.nii.gz``,
+    ``ADNI/002_S_0295/MPRAGE/...``); else the file name without extension and without a
+    trailing modality token (``IXI002-Guys-0828-T1.nii.gz`` -> ``IXI002-Guys-0828``).
+    """
+    path = Path(path)
+    rel, below_root = path, False
+    if root is not None:
+        resolved, base = path.resolve(), Path(root).resolve()
+        if resolved.is_relative_to(base):
+            rel, below_root = resolved.relative_to(base), True
+    if subject_regex:
+        found = re.search(subject_regex, rel.as_posix())
+        if found:
+            return found.group(1) if found.groups() else found.group(0)
+    for part in rel.parts[:-1]:
+        if re.fullmatch(r"sub-[A-Za-z0-9]+", part):
+            return part
+    if below_root and len(rel.parts) >= 2:
+        return rel.parts[0]
+    return _strip_modality_suffix(volume_stem(path)) or volume_stem(path)
+
+
+def is_volume_file(path: str | Path) -> bool:
+    """Whether a file name has one of the readable volume extensions."""
+    return str(path).lower().endswith(VOLUME_SUFFIXES)
+
+
+def _is_dicom_file(path: Path) -> bool:
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return True
+    if path.suffix:
+        return False
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def is_dicom_folder(folder: str | Path) -> bool:
+    """Whether a folder directly holds DICOM files (a series folder SimpleITK can read)."""
+    folder = Path(folder)
+    try:
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+    except OSError:
+        return False
+    dcm = [p for p in files if p.suffix.lower() in DICOM_SUFFIXES]
+    if dcm:
+        return True
+    bare = [p for p in files if not p.suffix]
+    return bool(bare) and _is_dicom_file(bare[0])
+
+
+def _excluded(path: str, exclude: Sequence[str]) -> bool:
+    name = Path(path).name.lower()
+    return any(fnmatch.fnmatch(name, pattern.lower()) for pattern in exclude)
+
+
+def find_volumes(folder: str | Path, exclude: Sequence[str] = DEFAULT_EXCLUDE) -> list[str]:
+    """All volume files and DICOM series folders under ``folder`` (recursive), sorted."""
+    found: list[str] = []
+    for current, dirs, files in os.walk(folder):
+        dirs.sort()
+        if any(f.lower().endswith(DICOM_SUFFIXES) for f in files) or (
+            files and is_dicom_folder(current)
+        ):
+            found.append(current)
+        found += [os.path.join(current, f) for f in sorted(files) if is_volume_file(f)]
+    return sorted(p for p in found if not _excluded(p, exclude))
+
+
+def _glob_root(pattern: str) -> str:
+    parts = Path(pattern).parts
+    stop = next((i for i, p in enumerate(parts) if glob.has_magic(p)), len(parts))
+    return str(Path(*parts[:stop])) if stop else "."
+
+
+def expand_pattern(root: str | Path, pattern: str, exclude: Sequence[str]) -> list[str]:
+    """Volume files and DICOM folders matching a glob ``pattern`` (``**`` allowed) in ``root``."""
+    matches = glob.glob(os.path.join(str(root), pattern), recursive=True)
+    keep = [m for m in matches if (is_volume_file(m) and os.path.isfile(m)) or is_dicom_folder(m)]
+    return sorted(m for m in keep if not _excluded(m, exclude))
+
+
+def read_manifest(
+    path: str | Path, dataset: str = "default", modality: str = "auto"
+) -> list[VolumeInput]:
+    """Read a CSV/TSV manifest with an ``image`` column (optional ``subject``, ``dataset``,
+    ``modality``, ``volume_index``); relative image paths are relative to the manifest."""
+    path = Path(path)
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter=delimiter))
+    except OSError as exc:
+        raise DataError(
+            f"cannot read manifest ({exc.strerror})", path=path, fix="check the path"
+        ) from exc
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise DataError(f"not a readable CSV ({exc})", path=path, fix="write a plain CSV") from exc
+    if not rows or "image" not in rows[0]:
+        columns = ", ".join(rows[0].keys()) if rows else "none"
+        raise DataError(
+            f"manifest needs an 'image' column (has: {columns})",
+            path=path,
+            fix="add a header row with image[,subject,dataset,modality]",
+        )
+    inputs = []
+    for line, row in enumerate(rows, start=2):
+        image = (row.get("image") or "").strip()
+        if not image:
+            raise DataError(f"row {line} has an empty image", path=path, fix="fill or remove it")
+        image_path = Path(image) if Path(image).is_absolute() else path.parent / image
+        index = (row.get("volume_index") or "").strip()
+        tag = (row.get("modality") or "").strip() or modality
+        inputs.append(
+            VolumeInput(
+                path=str(image_path),
+                subject=(row.get("subject") or "").strip() or subject_from_path(image_path),
+                dataset=(row.get("dataset") or "").strip() or dataset,
+                modality=modality_from_path(image_path) if tag == "auto" else tag,
+                volume_index=int(index) if index else None,
+            )
+        )
+    return inputs
+
+
+def _make_inputs(
+    paths: Iterable[str], root: str | None, dataset: str, modality: str, regex: str | None
+) -> list[VolumeInput]:
+    return [
+        VolumeInput(
+            path=p,
+            subject=subject_from_path(p, root, regex),
+            dataset=dataset,
+            modality=modality_from_path(p) if modality == "auto" else modality,
+        )
+        for p in paths
+    ]
+
+
+def discover_inputs(
+    items: Sequence[str],
+    dataset: str = "default",
+    modality: str = "auto",
+    exclude: Sequence[str] = DEFAULT_EXCLUDE,
+) -> list[VolumeInput]:
+    """Turn command-line INPUTs (folders, globs, CSV/TSV manifests, single files) into inputs.
+
+    A missing folder or file, or a folder/glob with no volumes, raises ``DataError`` naming it.
+    ``modality="auto"`` guesses each file's modality from its name.
+    """
+    inputs: list[VolumeInput] = []
+    for item in items:
+        if glob.has_magic(item) and not os.path.exists(item):
+            paths = expand_pattern("", item, exclude)
+            if not paths:
+                raise DataError("glob matches no volume", path=item, fix="check the pattern")
+            inputs += _make_inputs(paths, _glob_root(item), dataset, modality, None)
+        elif item.lower().endswith(MANIFEST_SUFFIXES) and os.path.isfile(item):
+            inputs += read_manifest(item, dataset, modality)
+        elif os.path.isdir(item) and not is_dicom_folder(item):
+            paths = find_volumes(item, exclude)
+            if not paths:
+                raise DataError(
+                    "no volumes found in folder", path=item, fix=_fix_for_empty_folder()
+                )
+            inputs += _make_inputs(paths, item, dataset, modality, None)
+        elif os.path.exists(item):
+            inputs += _make_inputs([item], None, dataset, modality, None)
+        else:
+            raise DataError("input not found", path=item, fix="give an existing folder, file, glob")
+    return inputs
+
+
+def _fix_for_empty_folder() -> str:
+    return f"put {', '.join(VOLUME_SUFFIXES)} files or DICOM series folders in it"
+
+
+def _dataset_entry(name: str, entry: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    where = f"datasets.{name}"
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"'{where}' must be a mapping", path=where, fix="give root, pattern, …")
+    for key in entry:
+        if key not in DATASET_KEYS:
+            close = difflib.get_close_matches(str(key), DATASET_KEYS, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"use one of {list(DATASET_KEYS)}"
+            raise ConfigError(f"unknown config key '{where}.{key}'", path=where, fix=hint)
+    merged = {**dict(defaults), **dict(entry)}
+    if not merged.get("root") and not merged.get("manifest"):
+        raise ConfigError(f"'{where}' needs a root or a manifest", path=where, fix="set root")
+    weight = merged.get("weight")
+    if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight > 0:
+        raise ConfigError(
+            f"'{where}.weight' must be a positive number (got {weight!r})",
+            path=where,
+            fix="set weight: 1.0",
+        )
+    regex = merged.get("subject_regex")
+    if regex:
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise ConfigError(
+                f"'{where}.subject_regex' is not a valid regex ({exc})",
+                path=where,
+                fix="e.g. subject_regex: '(IXI\\d+)'",
+            ) from exc
+    return merged
+
+
+def dataset_table(cfg: DictConfig | Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``datasets:`` section of a data config, each entry checked and completed from
+    ``dataset_defaults:``; unknown keys, missing roots and bad weights raise ``ConfigError``."""
+    plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    datasets = plain.get("datasets") or {}
+    defaults = plain.get("dataset_defaults") or {}
+    return {str(name): _dataset_entry(str(name), e, defaults) for name, e in datasets.items()}
+
+
+def _dataset_inputs(name: str, entry: Mapping[str, Any]) -> list[VolumeInput]:
+    modality = entry.get("modality") or "auto"
+    if entry.get("manifest"):
+        return read_manifest(entry["manifest"], name, modality)
+    root = str(entry["root"])
+    if not os.path.isdir(root):
+        raise DataError(
+            f"dataset '{name}' root is not a folder",
+            path=root,
+            fix=f"fix datasets.{name}.root or mount the data",
+        )
+    patterns = entry.get("pattern") or []
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    exclude = list(entry.get("exclude") or [])
+    if patterns:
+        paths = sorted({p for pat in patterns for p in expand_pattern(root, pat, exclude)})
+    else:
+        paths = find_volumes(root, exclude)
+    if not paths:
+        raise DataError(
+            f"dataset '{name}' has no volumes matching {patterns or 'any volume extension'}",
+            path=root,
+            fix=f"check datasets.{name}.pattern",
+        )
+    return _make_inputs(paths, root, name, modality, entry.get("subject_regex"))
+
+
+def inputs_from_config(cfg: DictConfig | Mapping[str, Any]) -> list[VolumeInput]:
+    """All inputs of the configured datasets, in config order, each dataset's files sorted."""
+    inputs: list[VolumeInput] = []
+    for name, entry in dataset_table(cfg).items():
+        inputs += _dataset_inputs(name, entry)
+    return inputs
+
+
+def unique_inputs(inputs: Iterable[VolumeInput]) -> list[VolumeInput]:
+    """Drop repeats of the same file (and volume index), keeping the first occurrence."""
+    seen: set[tuple[str, int | None]] = set()
+    kept = []
+    for item in inputs:
+        key = (os.path.realpath(item.path), item.volume_index)
+        if key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept

@@ -71,6 +71,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=0.0,
+        help="device's dense peak (TFLOP/s) for MFU, e.g. 989 for an H200 in bf16",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -117,6 +123,11 @@ def main() -> None:
         optimizer.zero_grad(set_to_none=True)
         meta.update_teacher(0.996)
 
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        full_step()
+    step_flops = counter.get_total_flops()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     results = {}
@@ -137,6 +148,10 @@ def main() -> None:
         "ratio": round(results["full_step"] / floor_s, 3),
         "images_per_s": round(images / results["full_step"], 2),
     }
+    out["step_tflop"] = round(step_flops / 1e12, 3)
+    out["achieved_tflops"] = round(step_flops / results["full_step"] / 1e12, 2)
+    if args.peak_tflops:
+        out["mfu"] = round(step_flops / results["full_step"] / (args.peak_tflops * 1e12), 3)
     if device.type == "cuda":
         out["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     print(json.dumps(out))

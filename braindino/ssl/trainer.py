@@ -114,6 +114,7 @@ class Trainer:
         self.nonfinite_in_row = 0
         self.skipped_steps = 0
         self.gram_refreshes = 0
+        self._probe_set = None
         sampler_state = self._maybe_resume()
         self.meta.to(self.acc.device)
         if cfg.run.compile:
@@ -314,6 +315,9 @@ class Trainer:
                     self._log_images(batch)
                 if self.step % int(cfg.run.checkpoint_every) == 0 or self.step == total:
                     self.save()
+                probe_every = int(cfg.probe.every)
+                if cfg.probe.enabled and probe_every and self.step % probe_every == 0:
+                    self.probe()
                 if stop.should_exit():
                     self.log.line(f"signal {stop.received}: checkpointing at {self.step}")
                     if self.step % int(cfg.run.checkpoint_every) != 0 and self.step != total:
@@ -323,7 +327,11 @@ class Trainer:
         finally:
             bar.close()
             stop.restore()
-        if status == "done" and cfg.probe.enabled:
+        if (
+            status == "done"
+            and cfg.probe.enabled
+            and not (int(cfg.probe.every) and self.step % int(cfg.probe.every) == 0)
+        ):
             self.probe()
         self.log.close()
         return status
@@ -344,9 +352,19 @@ class Trainer:
         """Frozen-feature k-NN probe of the EMA teacher on the synthetic cohort (main process)."""
         if not self.acc.is_main_process:
             return None
-        from braindino.ssl.probe import probe_backbone
+        from braindino.ssl.probe import ProbeSet
 
-        results = probe_backbone(self.meta.teacher.backbone, self.cfg.probe)
+        if self._probe_set is None:
+            p = self.cfg.probe
+            if not p.cohort:
+                raise ConfigError(
+                    "probe.enabled but no probe.cohort",
+                    path="probe.cohort",
+                    fix="give the synthetic cohort folder (python -m braindino.synth --out DIR)",
+                )
+            size = int(p.image_size or self.cfg.model.img_size)
+            self._probe_set = ProbeSet(p.cohort, list(p.tasks), size, int(p.slices_per_volume))
+        results = self._probe_set.evaluate(self.meta.teacher.backbone)
         self.log.scalars({f"probe/{k}": v for k, v in results.items()}, self.step)
         self.log.line(f"probe at {self.step}: {results}")
         return results

@@ -2,7 +2,7 @@
 
 Public API (imported lazily so that light commands do not pay for torch):
 ``read_volume``, ``write_volume``, ``Volume``, ``BrainDinoError``, ``create_backbone``,
-``load_encoder`` and ``save_encoder``.
+``load_encoder``, ``save_encoder``, ``encode_volume``, ``FeatureCache`` and ``generate_cohort``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ _LAZY = {
     "load_encoder": "braindino.models",
     "save_encoder": "braindino.models",
     "create_backbone": "braindino.models",
+    "encode_volume": "braindino.features",
+    "FeatureCache": "braindino.features",
+    "generate_cohort": "braindino.synth",
 }
 
 __all__ = ["BrainDinoError", "__version__", *_LAZY]

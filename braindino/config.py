@@ -62,12 +62,33 @@ def _known_keys(cfg: Any, prefix: str = "") -> list[str]:
     return keys
 
 
-def check_keys(base: DictConfig, extra: Any, source: str, prefix: str = "") -> None:
+def open_paths(cfg: DictConfig, prefix: str = "") -> frozenset[str]:
+    """Dotted paths of the mappings a defaults file declares empty (``{}``): they take any key
+    (their own code checks them, e.g. ``augment`` against ``configs/pretrain/augment.yaml``)."""
+    found: set[str] = set()
+    for key in cfg:
+        node = cfg._get_node(key)
+        if isinstance(node, DictConfig) and not node._is_none():
+            path = f"{prefix}{key}"
+            found |= {path} if len(node) == 0 else open_paths(node, path + ".")
+    return frozenset(found)
+
+
+def check_keys(
+    base: DictConfig,
+    extra: Any,
+    source: str,
+    prefix: str = "",
+    open_keys: frozenset[str] = frozenset(),
+) -> None:
     """Raise ConfigError for the first key of ``extra`` that ``base`` does not have.
 
     ``source`` names where ``extra`` came from (a file, "command line"); ``prefix`` is the dotted
-    path of ``base`` within a larger config, so messages name the full key.
+    path of ``base`` within a larger config, so messages name the full key; mappings at
+    ``open_keys`` paths (see :func:`open_paths`) take any key.
     """
+    if prefix.rstrip(".") in open_keys:
+        return
     if isinstance(extra, Mapping) and not isinstance(extra, DictConfig):
         extra = OmegaConf.create(dict(extra))
     if not isinstance(extra, DictConfig) or not isinstance(base, DictConfig):
@@ -83,7 +104,7 @@ def check_keys(base: DictConfig, extra: Any, source: str, prefix: str = "") -> N
             raise ConfigError(f"unknown config key '{full}'", path=source, fix=hint)
         base_node = base._get_node(key)
         if isinstance(base_node, DictConfig) and not base_node._is_none():
-            check_keys(base_node, extra._get_node(key), source, full + ".")
+            check_keys(base_node, extra._get_node(key), source, full + ".", open_keys)
 
 
 def load_config(
@@ -100,13 +121,14 @@ def load_config(
     defaults_path = config_path(defaults)
     cfg = _load_yaml(defaults_path)
     cfg.pop("defaults", None)
+    free = open_paths(cfg)
     for item in overrides:
         path = config_path(item, near=defaults_path.parent)
         extra = _load_yaml(path)
         parent = extra.pop("defaults", None)
         if parent is not None:
             cfg = OmegaConf.merge(cfg, load_config(defaults, [parent]))
-        check_keys(cfg, extra, str(path))
+        check_keys(cfg, extra, str(path), open_keys=free)
         cfg = OmegaConf.merge(cfg, extra)
     if dotlist:
         try:
@@ -115,7 +137,7 @@ def load_config(
             raise ConfigError(
                 f"bad override ({exc})", path="command line", fix="write key.sub=value"
             ) from exc
-        check_keys(cfg, extra, "command line")
+        check_keys(cfg, extra, "command line", open_keys=free)
         cfg = OmegaConf.merge(cfg, extra)
     return cfg  # type: ignore[return-value]
 

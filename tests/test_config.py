@@ -60,3 +60,10 @@ def test_save_config_round_trip(tmp_path, defaults):
     save_config(cfg, tmp_path / "run" / "config.yaml")
     assert OmegaConf.load(tmp_path / "run" / "config.yaml") == cfg
     assert not list((tmp_path / "run").glob("*.tmp"))
+
+
+def test_open_mappings_stay_open_after_an_override_fills_them(tmp_path, defaults):
+    filled = tmp_path / "filled.yaml"
+    filled.write_text("extra:\n  first: 1\n")
+    cfg = load_config(defaults, [filled], ["extra.second=2"])
+    assert cfg.extra.first == 1 and cfg.extra.second == 2

@@ -1,0 +1,28 @@
+"""Frozen-encoder features: ``encode_volume`` (per-slice CLS / registers / patch means / chosen
+blocks, with the pretraining preprocessing) and ``FeatureCache`` (each volume encoded once)."""
+
+from braindino.features.cache import FeatureCache
+from braindino.features.encode import (
+    encode_volume,
+    encoder_img_size,
+    encoder_preprocess,
+    resample_depth,
+)
+from braindino.features.identity import (
+    encoder_identity,
+    feature_key,
+    file_fingerprint,
+    weights_digest,
+)
+
+__all__ = [
+    "FeatureCache",
+    "encode_volume",
+    "encoder_identity",
+    "encoder_img_size",
+    "encoder_preprocess",
+    "feature_key",
+    "file_fingerprint",
+    "resample_depth",
+    "weights_digest",
+]

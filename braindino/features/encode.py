@@ -1,0 +1,194 @@
+"""``encode_volume``: a frozen encoder's per-slice features of one volume.
+
+The volume goes through the pretraining preprocessing (RAS, resampling, robust z-score, foreground
+crop, axial slices, square resize; ``braindino.preprocess``) with the settings the encoder was
+exported with (``encoder.extra["preprocessing"]``) and slices at the encoder's ``img_size``;
+optionally the kept slices are resampled along z to a fixed count (BrainDINO: 128). Every slice is
+encoded; per slice the CLS token, the mean of the register tokens, the mean of the patch tokens
+and, on request, chosen blocks' CLS tokens are returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from braindino.errors import BrainDinoError
+from braindino.io.volume import Volume
+
+
+def encoder_img_size(encoder: nn.Module) -> int:
+    """The slice size the encoder was trained at (export info, else its timm ``img_size``)."""
+    extra = getattr(encoder, "extra", None) or {}
+    size = extra.get("img_size") or (getattr(encoder, "timm_kwargs", None) or {}).get("img_size")
+    if isinstance(size, (list, tuple)):
+        size = size[0]
+    return int(size) if size else 224
+
+
+def _as_dict(value: Mapping | DictConfig | None) -> dict:
+    if value is None:
+        return {}
+    if isinstance(value, DictConfig):
+        return OmegaConf.to_container(value, resolve=True)  # type: ignore[return-value]
+    out: dict = {}
+    for key, item in value.items():  # dotted keys ("slices.size") become nested
+        node = out
+        parts = str(key).split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = _as_dict(item) if isinstance(item, Mapping) else item
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def encoder_preprocess(
+    encoder: nn.Module, preprocess: Mapping | DictConfig | None = None
+) -> DictConfig:
+    """The preprocessing config for ``encoder``: the defaults, then the encoder's export info,
+    then ``preprocess``; ``slices.size`` is the encoder's ``img_size`` unless set explicitly in
+    ``preprocess``. Storage is uint8 as in the pretraining shards."""
+    from braindino.preprocess import preprocess_config
+
+    exported = _as_dict((getattr(encoder, "extra", None) or {}).get("preprocessing"))
+    user = _as_dict(preprocess)
+    merged = _merge(exported, user)
+    if "size" not in user.get("slices", {}):
+        merged = _merge(merged, {"slices": {"size": encoder_img_size(encoder)}})
+    return preprocess_config(merged)
+
+
+def check_slices(slices: Any) -> int | None:
+    """``"all"`` -> None; a positive int -> itself; anything else: BrainDinoError."""
+    if isinstance(slices, str) and slices == "all":
+        return None
+    if isinstance(slices, (int, np.integer)) and not isinstance(slices, bool) and slices >= 1:
+        return int(slices)
+    raise BrainDinoError(
+        f"slices must be 'all' or a positive int, got {slices!r}",
+        path="slices",
+        fix="use slices='all' or e.g. slices=128",
+    )
+
+
+def resample_depth(images: np.ndarray, z: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` slices evenly spaced in z from the first to the last kept slice, each linearly
+    interpolated between its two neighbours; returns ``(images [count, H, W], z [count])``."""
+    order = np.argsort(z, kind="stable")
+    images, z = images[order], np.asarray(z, np.float64)[order]
+    if len(z) == 1:
+        return np.repeat(images, count, axis=0), np.full(count, z[0])
+    targets = np.linspace(z[0], z[-1], count)
+    low = np.clip(np.searchsorted(z, targets, side="right") - 1, 0, len(z) - 2)
+    weight = ((targets - z[low]) / (z[low + 1] - z[low])).astype(np.float32)[:, None, None]
+    out = (1 - weight) * images[low] + weight * images[low + 1]
+    return out.astype(np.float32), targets
+
+
+def _z_mm(stack, z: np.ndarray) -> np.ndarray:
+    """World (S, mm) coordinate of each slice at the centre of the crop."""
+    geo = stack.geometry
+    ci = (geo.crop_start[0] + geo.crop_stop[0] - 1) / 2
+    cj = (geo.crop_start[1] + geo.crop_stop[1] - 1) / 2
+    affine = np.asarray(geo.resampled_affine, np.float64)
+    return affine[2, 0] * ci + affine[2, 1] * cj + affine[2, 2] * z + affine[2, 3]
+
+
+@torch.inference_mode()
+def _run_encoder(
+    encoder: nn.Module, images: np.ndarray, blocks: list[int] | None, batch_size: int
+) -> dict[str, np.ndarray]:
+    param = next(encoder.parameters())
+    in_chans = int(getattr(encoder, "in_chans", 1))
+    depth = int(getattr(encoder, "depth", 0))
+    parts: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, len(images), batch_size):
+        x = torch.from_numpy(images[start : start + batch_size]).unsqueeze(1)
+        x = x.to(device=param.device, dtype=param.dtype)
+        if in_chans > 1:
+            x = x.expand(-1, in_chans, -1, -1)
+        if blocks:
+            wanted = sorted(set(blocks) | {depth - 1})
+            layers = dict(zip(wanted, encoder.get_intermediate_layers(x, blocks=wanted)))
+            final = layers[depth - 1]
+            parts.setdefault("blocks_cls", []).append(
+                torch.stack([layers[b]["cls"] for b in blocks], dim=1)
+            )
+        else:
+            final = encoder.forward_features(x)
+        parts.setdefault("cls", []).append(final["cls"])
+        parts.setdefault("patch_mean", []).append(final["patches"].mean(dim=1))
+        if final["registers"].shape[1] > 0:
+            parts.setdefault("registers_mean", []).append(final["registers"].mean(dim=1))
+    return {k: torch.cat(v).float().cpu().numpy() for k, v in parts.items()}
+
+
+def encode_volume(
+    encoder: nn.Module,
+    volume_or_path: Volume | str | Path,
+    preprocess: Mapping | DictConfig | None = None,
+    slices: int | str = "all",
+    blocks: int | Sequence[int] | None = None,
+    batch_size: int = 64,
+) -> dict[str, np.ndarray]:
+    """Per-slice features of one volume from a frozen encoder.
+
+    Args:
+        encoder: a ``MaskableViT`` (``braindino.load_encoder(...)``); run in eval mode.
+        volume_or_path: a ``Volume`` or a path ``braindino.read_volume`` reads.
+        preprocess: preprocessing overrides on top of the encoder's export info (see
+            ``encoder_preprocess``); ``None`` = exactly the pretraining settings.
+        slices: ``"all"`` kept slices, or resample them along z to this many (BrainDINO: 128).
+        blocks: also return these blocks' CLS tokens (indices, negatives from the end, or an int
+            n for the last n blocks).
+        batch_size: slices per forward pass.
+
+    Returns:
+        float32 arrays: ``cls``, ``patch_mean`` and (when the encoder has registers)
+        ``registers_mean``, each ``[S, D]``; ``blocks_cls`` ``[S, len(blocks), D]`` and ``blocks``
+        (the block indices) when asked; ``z`` ``[S]`` (slice position, voxel index along z of the
+        resampled volume) and ``z_mm`` ``[S]`` (its world S coordinate at the crop centre).
+    """
+    from braindino.io import read_volume
+    from braindino.preprocess import preprocess_volume
+
+    count = check_slices(slices)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise BrainDinoError(
+            f"batch_size must be a positive int, got {batch_size!r}",
+            path="batch_size",
+            fix="use e.g. 64",
+        )
+    indices = None if blocks is None else encoder.block_indices(blocks)
+    volume = volume_or_path if isinstance(volume_or_path, Volume) else read_volume(volume_or_path)
+    stack = preprocess_volume(volume, encoder_preprocess(encoder, preprocess))
+    images = stack.slices.astype(np.float32) * np.float32(stack.scale) + np.float32(stack.offset)
+    z = stack.z.astype(np.float64)
+    if count is not None:
+        images, z = resample_depth(images, z, count)
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        out = _run_encoder(encoder, np.ascontiguousarray(images), indices, batch_size)
+    finally:
+        encoder.train(was_training)
+    if indices is not None:
+        out["blocks"] = np.asarray(indices, np.int64)
+    out["z"] = z.astype(np.float32)
+    out["z_mm"] = _z_mm(stack, z).astype(np.float32)
+    return out

@@ -1,0 +1,92 @@
+"""Cox head: slice pooling → MLP → one log-risk per volume, trained with ``cox_loss``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from braindino.heads._checks import check_positive_int, check_slice_features, require
+from braindino.heads.pooling import make_pooling, mlp, parameter_dtype
+from braindino.losses import cox_loss
+
+
+def survival_targets(time: Any, event: Any) -> Tensor:
+    """Pack follow-up times and event flags (1 = event, 0 = censored) into a ``[N, 2]`` tensor.
+
+    This is the target layout :meth:`CoxHead.loss` and :func:`fit_head` expect for survival.
+    """
+    time_array = np.asarray(time, dtype=np.float64).reshape(-1)
+    event_array = np.asarray(event, dtype=np.float64).reshape(-1)
+    require(
+        time_array.shape == event_array.shape,
+        "survival_targets(event)",
+        f"has {event_array.size} entries for {time_array.size} times",
+        "pass one event flag per subject",
+    )
+    require(
+        bool(np.all(np.isfinite(time_array)) and np.all(time_array >= 0)),
+        "survival_targets(time)",
+        "contains negative, NaN or infinite times",
+        "drop subjects without a valid follow-up time",
+    )
+    require(
+        bool(np.all(np.isin(event_array, (0.0, 1.0)))),
+        "survival_targets(event)",
+        "event flags must be 0 (censored) or 1 (event observed)",
+        "map the vital-status column to 0/1 before training",
+    )
+    return torch.as_tensor(np.stack([time_array, event_array], axis=1), dtype=torch.float32)
+
+
+class CoxHead(nn.Module):
+    """Predict a log hazard ratio per volume; higher risk = earlier event.
+
+    ``forward`` returns ``{"risk": [B]}`` plus ``"attention": [B, S]`` with attention pooling.
+    ``loss(outputs, targets)`` is :func:`braindino.losses.cox_loss` (Breslow ties) with targets
+    from :func:`survival_targets` (column 0 time, column 1 event). The partial likelihood
+    compares subjects within a batch, so train with large batches (or the whole split).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        pooling: str = "mean",
+        hidden: int = 256,
+        attn_dim: int = 64,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.in_dim = check_positive_int(in_dim, "CoxHead(in_dim)")
+        self.pooling = make_pooling(pooling, in_dim, attn_dim, "CoxHead")
+        # The partial likelihood is unchanged by adding a constant to every risk, so an output
+        # bias would never get a gradient: the last layer has none.
+        self.mlp = mlp(in_dim, hidden, 1, dropout, final_bias=False)
+
+    def forward(self, features: Tensor, padding_mask: Tensor | None = None) -> dict[str, Tensor]:
+        """Log-risk (and attention, if any) for ``[B, S, D]`` slice features."""
+        features, padding_mask = check_slice_features(
+            features, padding_mask, "CoxHead", self.in_dim
+        )
+        pooled, attention = self.pooling(features.to(parameter_dtype(self)), padding_mask)
+        outputs = {"risk": self.mlp(pooled).squeeze(-1)}
+        if attention is not None:
+            outputs["attention"] = attention
+        return outputs
+
+    def loss(self, outputs: dict[str, Tensor], targets: Tensor) -> Tensor:
+        """Negative Breslow partial log-likelihood per event of ``outputs["risk"]``."""
+        risk = outputs["risk"]
+        require(
+            isinstance(targets, Tensor)
+            and targets.dim() == 2
+            and targets.shape == (risk.shape[0], 2),
+            "CoxHead.loss(targets)",
+            f"expected a [{risk.shape[0]}, 2] tensor of (time, event), got "
+            f"{tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__}",
+            "build the targets with survival_targets(time, event)",
+        )
+        targets = targets.to(risk.device)
+        return cox_loss(risk, targets[:, 0], targets[:, 1])

@@ -1,0 +1,79 @@
+"""Regression head: slice pooling (mean or attention) → MLP → one scalar per volume."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from braindino.heads._checks import check_positive_int, check_slice_features, require
+from braindino.heads.pooling import make_pooling, mlp, parameter_dtype
+
+REGRESSION_LOSSES = ("mse", "mae", "huber")
+
+
+class RegressionHead(nn.Module):
+    """Predict one scalar per volume (e.g. age) from ``[B, S, D]`` slice features.
+
+    ``pooling`` is ``"mean"`` (BrainDINO) or ``"attention"`` (DinoAtten3D-style). ``forward``
+    returns ``{"prediction": [B]}`` plus ``"attention": [B, S]`` with attention pooling.
+    ``loss`` is MSE by default, or MAE / Huber (``huber_delta``) — on targets standardised with a
+    :class:`TargetScaler` fit on the training split.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        pooling: str = "mean",
+        hidden: int = 256,
+        attn_dim: int = 64,
+        loss: str = "mse",
+        huber_delta: float = 1.0,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        where = "RegressionHead"
+        self.in_dim = check_positive_int(in_dim, f"{where}(in_dim)")
+        require(
+            loss in REGRESSION_LOSSES,
+            f"{where}(loss)",
+            f"unknown loss {loss!r}",
+            f"use one of {', '.join(REGRESSION_LOSSES)}",
+        )
+        require(
+            isinstance(huber_delta, (int, float)) and float(huber_delta) > 0,
+            f"{where}(huber_delta)",
+            f"must be > 0, got {huber_delta!r}",
+            "pass a positive delta (in standardised target units, e.g. 1.0)",
+        )
+        self.loss_name = loss
+        self.huber_delta = float(huber_delta)
+        self.pooling = make_pooling(pooling, in_dim, attn_dim, where)
+        self.mlp = mlp(in_dim, hidden, 1, dropout)
+
+    def forward(self, features: Tensor, padding_mask: Tensor | None = None) -> dict[str, Tensor]:
+        """Scalar prediction (and attention, if any) for ``[B, S, D]`` slice features."""
+        features, padding_mask = check_slice_features(
+            features, padding_mask, "RegressionHead", self.in_dim
+        )
+        pooled, attention = self.pooling(features.to(parameter_dtype(self)), padding_mask)
+        outputs = {"prediction": self.mlp(pooled).squeeze(-1)}
+        if attention is not None:
+            outputs["attention"] = attention
+        return outputs
+
+    def loss(self, outputs: dict[str, Tensor], targets: Tensor) -> Tensor:
+        """MSE, MAE or Huber between ``outputs["prediction"]`` and ``[B]`` (scaled) targets."""
+        prediction = outputs["prediction"]
+        require(
+            isinstance(targets, Tensor) and targets.numel() == prediction.numel(),
+            "RegressionHead.loss(targets)",
+            f"expected {prediction.numel()} targets, got "
+            f"{tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__}",
+            "pass one float target per volume as a [B] tensor",
+        )
+        targets = targets.reshape(prediction.shape).to(prediction)
+        if self.loss_name == "mae":
+            return F.l1_loss(prediction, targets)
+        if self.loss_name == "huber":
+            return F.huber_loss(prediction, targets, delta=self.huber_delta)
+        return F.mse_loss(prediction, targets)

@@ -1,0 +1,42 @@
+"""Downstream tasks: the registry (``configs/tasks/*.yaml``), dataset adapters, splits.
+
+``load_task(name, overrides)`` -> merged task config; ``load_manifest(task, root)`` -> the task's
+samples read from the dataset's native layout (or the synthetic cohort when no root is given);
+``make_splits`` / ``ensure_splits`` -> subject-level stratified train/val/test;
+``label_fraction_subjects`` -> fixed-seed label-scarcity subsets of the training split.
+"""
+
+from braindino.tasks.fractions import label_fraction_subjects
+from braindino.tasks.images import subject_key
+from braindino.tasks.labels import normalise_value
+from braindino.tasks.manifest import data_root, load_manifest
+from braindino.tasks.registry import available_tasks, load_task
+from braindino.tasks.splits import (
+    SPLITS,
+    ensure_splits,
+    load_splits,
+    make_splits,
+    save_splits,
+    with_splits,
+)
+from braindino.tasks.synthetic import cache_dir, default_cohort_dir, ensure_cohort, synthetic_root
+
+__all__ = [
+    "SPLITS",
+    "available_tasks",
+    "cache_dir",
+    "data_root",
+    "default_cohort_dir",
+    "ensure_cohort",
+    "ensure_splits",
+    "label_fraction_subjects",
+    "load_manifest",
+    "load_splits",
+    "load_task",
+    "make_splits",
+    "normalise_value",
+    "save_splits",
+    "subject_key",
+    "synthetic_root",
+    "with_splits",
+]

@@ -1,0 +1,136 @@
+"""The generic CSV manifest adapter.
+
+Columns: ``subject, image[, image2 ...], target[, time, event][, split]``. Image paths may be
+absolute or relative to the CSV's folder. The column names above come first; failing them, the
+task's ``data.subject_column`` / ``label_column`` / ``time_column`` / ``event_column`` are tried.
+A class task without ``labels.classes`` takes the sorted distinct labels as its classes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from braindino.errors import DataError
+from braindino.tasks.labels import (
+    LabelRules,
+    event_flag,
+    parse_number,
+    unknown_labels_error,
+)
+from braindino.tasks.registry import as_list
+from braindino.tasks.tables import find_table, pick_column, read_table
+
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+               "validation": "val", "test": "test", "testing": "test"}  # fmt: skip
+_IMAGE_COLUMN = re.compile(r"^image(\d*)$", re.IGNORECASE)
+
+
+def manifest_image_columns(columns: list[str], path: Path) -> list[str]:
+    """The ``image``, ``image2`` ... columns of a manifest, in number order."""
+    found = []
+    for col in columns:
+        match = _IMAGE_COLUMN.match(col)
+        if match:
+            found.append((int(match.group(1) or 1), col))
+    if not found or min(found)[0] != 1:
+        raise DataError(
+            f"no 'image' column; the manifest has: {', '.join(columns)}",
+            path=path,
+            fix="name the image path column 'image' (more images: image2, image3 ...)",
+        )
+    return [col for _, col in sorted(found)]
+
+
+def _image_path(value: str, base: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _split_value(value: str, subject: str, path: Path) -> str | None:
+    if not value:
+        return None
+    name = SPLIT_NAMES.get(value.strip().lower())
+    if name is None:
+        raise DataError(
+            f"split '{value}' of subject {subject} is not train, val or test",
+            path=path,
+            fix="use train, val or test (or leave the cell empty)",
+        )
+    return name
+
+
+def csv_manifest(task: DictConfig, root: Path) -> tuple[list[dict], dict[str, int]]:
+    """Samples of a generic CSV manifest (``root`` is the CSV file or its folder)."""
+    data = task.data
+    path = root if root.is_file() else find_table(root, as_list(data.table) or ["manifest.csv"])
+    frame = read_table(path)
+    rules = LabelRules.from_config(task)
+    subject_col = pick_column(
+        frame, ["subject", *as_list(data.subject_column)], path, "data.subject_column"
+    )
+    images = manifest_image_columns(list(frame.columns), path)
+    kind = task.target
+    label_col = time_col = event_col = None
+    if kind in ("class", "regression"):
+        names = ["target", "label", *as_list(data.label_column)]
+        label_col = pick_column(frame, names, path, "data.label_column")
+    if kind == "survival":
+        time_col = pick_column(
+            frame, ["time", *as_list(data.time_column)], path, "data.time_column"
+        )
+        event_col = pick_column(
+            frame, ["event", *as_list(data.event_column)], path, "data.event_column"
+        )
+    split_col = "split" if "split" in frame.columns else None
+    if kind == "class" and not rules.classes:
+        values = frame[label_col][~frame[label_col].map(rules.is_missing)]
+        rules.classes = sorted(set(values))
+    rows, dropped, unknown, missing_files = [], {}, [], []
+    base = path.parent
+    for _, rec in frame.iterrows():
+        subject = rec[subject_col]
+        fields: dict = {"label": None, "target": math.nan, "time": None, "event": None}
+        if kind == "survival":
+            if rules.is_missing(rec[time_col]):
+                dropped["no_label"] = dropped.get("no_label", 0) + 1
+                continue
+            fields["time"] = parse_number(rec[time_col], time_col, str(path), subject)
+            fields["event"] = event_flag(rec[event_col], data.event_values)
+        else:
+            raw = rec[label_col]
+            if rules.is_missing(raw):
+                dropped["no_label"] = dropped.get("no_label", 0) + 1
+                continue
+            if kind == "regression":
+                value = parse_number(raw, label_col, str(path), subject)
+                fields["target"] = rules.regression_target(value, label_col, str(path), subject)
+                fields["value"] = value
+            else:
+                label = rules.class_of(raw)
+                if label is None:
+                    unknown.append(raw)
+                    continue
+                fields["label"], fields["target"] = label, float(rules.classes.index(label))
+        files = [_image_path(rec[col], base) for col in images if rec[col]]
+        missing_files += [str(f) for f in files if not f.exists()]
+        row = {"subject": subject, "dataset": task.name}
+        row.update({col.lower(): str(f) for col, f in zip(images, files)})
+        row.update(fields)
+        if split_col is not None:
+            row["split"] = _split_value(rec[split_col], subject, path)
+        rows.append(row)
+    if unknown:
+        raise unknown_labels_error(unknown, str(label_col), str(path), rules)
+    if missing_files:
+        raise DataError(
+            f"image file not found: {missing_files[0]} ({len(missing_files)} missing in all)",
+            path=path,
+            fix="correct the paths (relative paths are taken from the manifest's folder)",
+        )
+    if not rows:
+        raise DataError("the manifest has no labelled rows", path=path, fix="add rows")
+    return rows, dropped

@@ -1,0 +1,165 @@
+"""The task registry: one small YAML per task in ``configs/tasks/``, merged over its defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from braindino.config import CONFIG_DIR, check_keys, load_config
+from braindino.errors import ConfigError
+
+TASK_DIR = CONFIG_DIR / "tasks"
+DEFAULTS = TASK_DIR / "default.yaml"
+TARGETS = ("class", "regression", "survival")
+ADAPTERS = ("table", "folders", "csv", "union")
+SCANS = ("first", "all")
+TRANSFORMS = (None, "log1p")
+
+
+def available_tasks() -> list[str]:
+    """The names of the shipped tasks (the YAML files of ``configs/tasks/`` but the defaults)."""
+    return sorted(p.stem for p in TASK_DIR.glob("*.yaml") if p.stem != "default")
+
+
+def as_list(value: Any) -> list[str]:
+    """A config value that may be null, one string or a list, as a list of strings."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, ListConfig)):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _task_file(name: str | Path) -> Path:
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    candidate = TASK_DIR / f"{name}.yaml"
+    if candidate.is_file():
+        return candidate
+    raise ConfigError(
+        f"unknown task '{name}'",
+        path="task",
+        fix=f"choose one of: {', '.join(available_tasks())}, or give a task YAML file",
+    )
+
+
+def _overrides_config(overrides: Mapping | Sequence[str] | None) -> DictConfig | None:
+    """Overrides (a ``key=value`` list or a mapping with nested or dotted keys) as a config."""
+    if overrides is None:
+        return None
+    try:
+        if isinstance(overrides, (Mapping, DictConfig)):
+            extra = OmegaConf.create({})
+            for key, value in overrides.items():
+                OmegaConf.update(extra, str(key), value, merge=True)
+            return extra
+        items = [overrides] if isinstance(overrides, str) else [str(o) for o in overrides]
+        return OmegaConf.from_dotlist(items)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(
+            f"bad override ({exc})", path="task overrides", fix="write key.sub=value"
+        ) from exc
+
+
+def load_task(name: str | Path, overrides: Mapping | Sequence[str] | None = None) -> DictConfig:
+    """The merged config of one task: defaults <- ``configs/tasks/<name>.yaml`` <- overrides.
+
+    Args:
+        name: a task name (``adni``, ``brain_age`` ...; see ``available_tasks()``) or a path to a
+            task YAML file of one's own.
+        overrides: ``key=value`` strings (``["data.root=/data/ADNI", "split.seed=1"]``) or a
+            mapping (nested or dotted keys).
+
+    Raises:
+        ConfigError: an unknown task, an unknown key (naming the nearest known one) or an
+        inconsistent value (e.g. a class task without classes).
+    """
+    path = _task_file(name)
+    cfg = load_config(DEFAULTS, [path])
+    extra = _overrides_config(overrides)
+    if extra is not None:
+        # checked against the defaults, where label maps, image patterns, filters and head
+        # options are open mappings, so an override may add an entry a task file lacks
+        check_keys(load_config(DEFAULTS), extra, "task overrides")
+        cfg = OmegaConf.merge(cfg, extra)
+    if not cfg.name:
+        cfg.name = path.stem
+    validate_task(cfg)
+    return cfg  # type: ignore[return-value]
+
+
+def validate_task(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first inconsistent value of a merged task config."""
+    where = f"task {cfg.name}"
+    if cfg.target not in TARGETS:
+        raise ConfigError(
+            f"target '{cfg.target}' is not one of {', '.join(TARGETS)}",
+            path=where,
+            fix="set target: class, regression or survival",
+        )
+    data = cfg.data
+    if data.adapter not in ADAPTERS:
+        raise ConfigError(
+            f"data.adapter '{data.adapter}' is not one of {', '.join(ADAPTERS)}",
+            path=where,
+            fix="set data.adapter to table, folders, csv or union",
+        )
+    if data.scans not in SCANS:
+        raise ConfigError(
+            f"data.scans '{data.scans}' is not one of {', '.join(SCANS)}",
+            path=where,
+            fix="set data.scans: first",
+        )
+    if cfg.labels.transform not in TRANSFORMS:
+        raise ConfigError(
+            f"labels.transform '{cfg.labels.transform}' is not supported",
+            path=where,
+            fix="use null or log1p",
+        )
+    if data.adapter == "union" and not as_list(data.sources):
+        raise ConfigError(
+            "the union adapter needs data.sources", path=where, fix="list task names to join"
+        )
+    if data.adapter in ("table", "folders"):
+        missing = [role for role in as_list(data.inputs) if role not in data.images]
+        if not as_list(data.inputs) or missing:
+            raise ConfigError(
+                f"data.inputs names roles without a data.images pattern: {missing or '(none)'}",
+                path=where,
+                fix="give every role in data.inputs a regular expression under data.images",
+            )
+    if cfg.target == "class" and data.adapter != "csv" and not as_list(cfg.labels.classes):
+        raise ConfigError(
+            "a class task needs labels.classes", path=where, fix="list the class names in order"
+        )
+    if cfg.labels.threshold is not None and len(as_list(cfg.labels.classes)) != 2:
+        raise ConfigError(
+            "labels.threshold needs exactly two classes",
+            path=where,
+            fix="set labels.classes: [below, above]",
+        )
+    fractions = [float(f) for f in cfg.split.fractions]
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise ConfigError(
+            f"split.fractions {fractions} must be three non-negative numbers summing to 1",
+            path=where,
+            fix="use e.g. [0.6, 0.2, 0.2] (train, val, test)",
+        )
+    if fractions[0] <= 0 or fractions[2] <= 0:
+        raise ConfigError(
+            "split.fractions needs a train and a test share",
+            path=where,
+            fix="use e.g. [0.6, 0.2, 0.2]",
+        )
+    for frac in cfg.label_fractions:
+        if not 0 < float(frac) <= 1:
+            raise ConfigError(
+                f"label fraction {frac} is not in (0, 1]",
+                path=where,
+                fix="use e.g. [0.01, 0.1, 1.0]",
+            )

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from braindino.heads._checks import check_positive_int, check_slice_features, require
-from braindino.heads.pooling import make_pooling, mlp, parameter_dtype
+from braindino.heads._checks import check_positive_int, require
+from braindino.heads.pooling import make_pooling, mlp, pooled_scalar_outputs
 from braindino.losses import cox_loss
 
 
@@ -67,14 +67,7 @@ class CoxHead(nn.Module):
 
     def forward(self, features: Tensor, padding_mask: Tensor | None = None) -> dict[str, Tensor]:
         """Log-risk (and attention, if any) for ``[B, S, D]`` slice features."""
-        features, padding_mask = check_slice_features(
-            features, padding_mask, "CoxHead", self.in_dim
-        )
-        pooled, attention = self.pooling(features.to(parameter_dtype(self)), padding_mask)
-        outputs = {"risk": self.mlp(pooled).squeeze(-1)}
-        if attention is not None:
-            outputs["attention"] = attention
-        return outputs
+        return pooled_scalar_outputs(self, features, padding_mask, "risk")
 
     def loss(self, outputs: dict[str, Tensor], targets: Tensor) -> Tensor:
         """Negative Breslow partial log-likelihood per event of ``outputs["risk"]``."""

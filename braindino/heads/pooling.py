@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from braindino.heads._checks import check_positive_int, require
+from braindino.heads._checks import check_positive_int, check_slice_features, require
 
 
 def masked_mean(features: Tensor, padding_mask: Tensor | None = None) -> Tensor:
@@ -101,3 +101,20 @@ def parameter_dtype(module: nn.Module) -> torch.dtype:
     for parameter in module.parameters():
         return parameter.dtype
     return torch.float32
+
+
+def pooled_scalar_outputs(
+    head: nn.Module, features: Tensor, padding_mask: Tensor | None, key: str
+) -> dict[str, Tensor]:
+    """Shared forward of the scalar heads: check, pool slices, MLP to one value per volume.
+
+    ``head`` has ``in_dim``, ``pooling`` and ``mlp``; returns ``{key: [B]}`` plus ``attention``
+    when the pooling is attention-based.
+    """
+    name = type(head).__name__
+    features, padding_mask = check_slice_features(features, padding_mask, name, head.in_dim)
+    pooled, attention = head.pooling(features.to(parameter_dtype(head)), padding_mask)
+    outputs = {key: head.mlp(pooled).squeeze(-1)}
+    if attention is not None:
+        outputs["attention"] = attention
+    return outputs

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from braindino.heads._checks import check_positive_int, check_slice_features, require
-from braindino.heads.pooling import make_pooling, mlp, parameter_dtype
+from braindino.heads._checks import check_positive_int, require
+from braindino.heads.pooling import make_pooling, mlp, pooled_scalar_outputs
 
 REGRESSION_LOSSES = ("mse", "mae", "huber")
 
@@ -52,14 +52,7 @@ class RegressionHead(nn.Module):
 
     def forward(self, features: Tensor, padding_mask: Tensor | None = None) -> dict[str, Tensor]:
         """Scalar prediction (and attention, if any) for ``[B, S, D]`` slice features."""
-        features, padding_mask = check_slice_features(
-            features, padding_mask, "RegressionHead", self.in_dim
-        )
-        pooled, attention = self.pooling(features.to(parameter_dtype(self)), padding_mask)
-        outputs = {"prediction": self.mlp(pooled).squeeze(-1)}
-        if attention is not None:
-            outputs["attention"] = attention
-        return outputs
+        return pooled_scalar_outputs(self, features, padding_mask, "prediction")
 
     def loss(self, outputs: dict[str, Tensor], targets: Tensor) -> Tensor:
         """MSE, MAE or Huber between ``outputs["prediction"]`` and ``[B]`` (scaled) targets."""

@@ -58,3 +58,17 @@ def full_precision(tensor: torch.Tensor) -> Iterator[None]:
 def upcast(tensor: torch.Tensor) -> torch.Tensor:
     """Compute dtype for a loss: float64 stays float64 (gradcheck), everything else → float32."""
     return tensor if tensor.dtype == torch.float64 else tensor.float()
+
+
+def check_labelled_embeddings(embeddings: object, labels: object, where: str) -> int:
+    """Validate ``[N, D]`` embeddings with ``[N]`` labels for ``where``; return N."""
+    check_tensor(embeddings, f"{where}(embeddings)", 2)
+    check_tensor(labels, f"{where}(labels)", 1)
+    n = embeddings.shape[0]  # type: ignore[union-attr]
+    check(
+        labels.shape[0] == n,  # type: ignore[union-attr]
+        f"{where}(labels)",
+        f"has {labels.shape[0]} entries for {n} embeddings",  # type: ignore[union-attr]
+        "pass one label per embedding row",
+    )
+    return n

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from braindino.losses._common import check, check_tensor, full_precision, upcast
+from braindino.losses._common import check_labelled_embeddings, full_precision, upcast
 
 
 def class_variance_loss(embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -18,15 +18,7 @@ def class_variance_loss(embeddings: torch.Tensor, labels: torch.Tensor) -> torch
     with autocast off (float64 inputs stay float64); returns a scalar.
     """
     where = "class_variance_loss"
-    check_tensor(embeddings, f"{where}(embeddings)", 2)
-    check_tensor(labels, f"{where}(labels)", 1)
-    n = embeddings.shape[0]
-    check(
-        labels.shape[0] == n,
-        f"{where}(labels)",
-        f"has {labels.shape[0]} entries for {n} embeddings",
-        "pass one label per embedding row",
-    )
+    n = check_labelled_embeddings(embeddings, labels, where)
     if n < 2:
         return upcast(embeddings).sum() * 0.0
     with full_precision(embeddings):

@@ -5,7 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from braindino.losses._common import check, check_positive, check_tensor, full_precision, upcast
+from braindino.losses._common import (
+    check_labelled_embeddings,
+    check_positive,
+    full_precision,
+    upcast,
+)
 
 
 def supcon_loss(
@@ -21,16 +26,8 @@ def supcon_loss(
     float64); returns a scalar.
     """
     where = "supcon_loss"
-    check_tensor(embeddings, f"{where}(embeddings)", 2)
-    check_tensor(labels, f"{where}(labels)", 1)
+    n = check_labelled_embeddings(embeddings, labels, where)
     check_positive(temperature, f"{where}(temperature)")
-    n = embeddings.shape[0]
-    check(
-        labels.shape[0] == n,
-        f"{where}(labels)",
-        f"has {labels.shape[0]} entries for {n} embeddings",
-        "pass one label per embedding row",
-    )
     if n < 2:
         return upcast(embeddings).sum() * 0.0
     with full_precision(embeddings):

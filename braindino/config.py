@@ -147,5 +147,5 @@ def save_config(cfg: DictConfig | ListConfig, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
     tmp.replace(path)

@@ -93,10 +93,11 @@ def probe_report(out: Path, cohort: Path, stage1_cfg, encoder_dir: Path) -> dict
         ),
     ]
     table = "\n".join(lines)
-    (out / "probe.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "probe.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(
         "# BrainDINO demo\n\nFrozen-feature k-NN probes (balanced accuracy, subject-grouped "
-        "5-fold CV) on the synthetic cohort.\n\n" + table + "\n"
+        "5-fold CV) on the synthetic cohort.\n\n" + table + "\n",
+        encoding="utf-8",
     )
     print(table)
     return results

@@ -36,7 +36,7 @@ def test_save_names_keeps_last_k_and_points_latest(tmp_path):
         "checkpoint-000040.pt",
         "latest",
     ]
-    assert (tmp_path / "latest").read_text().strip() == "checkpoint-000040.pt"
+    assert (tmp_path / "latest").read_text(encoding="utf-8").strip() == "checkpoint-000040.pt"
     assert find_latest_checkpoint(tmp_path) == path
     loaded = load_checkpoint(path)
     assert loaded["step"] == 40 and torch.equal(loaded["weights"], torch.full((3,), 40.0))
@@ -71,7 +71,7 @@ def test_crash_while_updating_latest_leaves_a_valid_pointer(tmp_path, monkeypatc
     with pytest.raises(OSError):
         save_checkpoint(_state(2), tmp_path, 2)
     monkeypatch.undo()
-    assert (tmp_path / "latest").read_text().strip() == "checkpoint-000001.pt"
+    assert (tmp_path / "latest").read_text(encoding="utf-8").strip() == "checkpoint-000001.pt"
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
     assert load_checkpoint(find_latest_checkpoint(tmp_path))["step"] == 1
 

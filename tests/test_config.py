@@ -12,22 +12,24 @@ from braindino.errors import ConfigError
 @pytest.fixture()
 def defaults(tmp_path):
     path = tmp_path / "defaults.yaml"
-    path.write_text("optim:\n  lr: 0.001\n  warmup: 10\ncrops:\n  size: 224\nextra: {}\n")
+    path.write_text(
+        "optim:\n  lr: 0.001\n  warmup: 10\ncrops:\n  size: 224\nextra: {}\n", encoding="utf-8"
+    )
     return path
 
 
 def test_overrides_merge_in_order(tmp_path, defaults):
     small = tmp_path / "small.yaml"
-    small.write_text("optim:\n  lr: 0.01\n")
+    small.write_text("optim:\n  lr: 0.01\n", encoding="utf-8")
     cfg = load_config(defaults, [small], ["optim.warmup=3", "crops.size=96"])
     assert cfg.optim.lr == 0.01 and cfg.optim.warmup == 3 and cfg.crops.size == 96
 
 
 def test_override_file_may_start_from_another(tmp_path, defaults):
     base = tmp_path / "base.yaml"
-    base.write_text("optim:\n  lr: 0.5\n")
+    base.write_text("optim:\n  lr: 0.5\n", encoding="utf-8")
     child = tmp_path / "child.yaml"
-    child.write_text(f"defaults: {base}\ncrops:\n  size: 128\n")
+    child.write_text(f"defaults: {base}\ncrops:\n  size: 128\n", encoding="utf-8")
     cfg = load_config(defaults, [child])
     assert cfg.optim.lr == 0.5 and cfg.crops.size == 128 and cfg.optim.warmup == 10
 
@@ -36,7 +38,7 @@ def test_typo_names_the_key_and_the_nearest_one(tmp_path, defaults):
     with pytest.raises(ConfigError, match=r"unknown config key 'optim.warmpu'.*'optim.warmup'"):
         load_config(defaults, dotlist=["optim.warmpu=5"])
     bad = tmp_path / "bad.yaml"
-    bad.write_text("crop:\n  size: 3\n")
+    bad.write_text("crop:\n  size: 3\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"bad.yaml: unknown config key 'crop'.*'crops'"):
         load_config(defaults, [bad])
 
@@ -50,7 +52,7 @@ def test_missing_file_and_bad_yaml(tmp_path, defaults):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
     broken = tmp_path / "broken.yaml"
-    broken.write_text("a: [1, 2\n")
+    broken.write_text("a: [1, 2\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(defaults, [broken])
 
@@ -64,6 +66,6 @@ def test_save_config_round_trip(tmp_path, defaults):
 
 def test_open_mappings_stay_open_after_an_override_fills_them(tmp_path, defaults):
     filled = tmp_path / "filled.yaml"
-    filled.write_text("extra:\n  first: 1\n")
+    filled.write_text("extra:\n  first: 1\n", encoding="utf-8")
     cfg = load_config(defaults, [filled], ["extra.second=2"])
     assert cfg.extra.first == 1 and cfg.extra.second == 2

@@ -30,7 +30,7 @@ def exported(tmp_path_factory):
 
 def test_export_writes_timm_keys_and_a_config(exported):
     backbone, out = exported
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert config["arch"] == ARCH and config["timm_name"] == "vit_small_patch16_dinov3"
     assert (config["embed_dim"], config["depth"], config["num_heads"]) == (96, 4, 2)
     assert (config["patch_size"], config["num_register_tokens"], config["in_chans"]) == (16, 4, 1)
@@ -63,7 +63,7 @@ def test_round_trip_gives_identical_features(exported):
 
 def test_plain_timm_loads_the_export(exported):
     backbone, out = exported
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     model = timm.create_model(
         config["timm_name"],
         pretrained=True,
@@ -99,7 +99,7 @@ def test_load_errors_name_the_file_and_the_fix(exported, tmp_path):
         load_encoder(tmp_path)
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "config.json").write_text("{not json")
+    (broken / "config.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(BrainDinoError, match="not valid JSON"):
         load_encoder(broken)
     # config of one architecture next to weights of another
@@ -107,7 +107,7 @@ def test_load_errors_name_the_file_and_the_fix(exported, tmp_path):
     save_encoder(create_backbone("vit_tiny_patch16_dinov3", depth=1), other)
     mixed = tmp_path / "mixed"
     mixed.mkdir()
-    (mixed / "config.json").write_text((out / "config.json").read_text())
+    (mixed / "config.json").write_text((out / "config.json").read_text(encoding="utf-8"))
     (mixed / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
     with pytest.raises(BrainDinoError, match=r"mixed/model\.safetensors: weights do not match"):
         load_encoder(mixed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import locale
 
 import nibabel as nib
 import numpy as np
@@ -12,6 +13,7 @@ import SimpleITK as sitk
 from braindino import BrainDinoError, read_volume
 from braindino.errors import VolumeError
 from braindino.io import write_in_source_space, write_volume
+from braindino.io.reader import keep_locale
 
 
 def _save_nifti(data, affine, path, cls=nib.Nifti1Image):
@@ -150,8 +152,12 @@ def test_dicom_series_folder(tmp_path, mni_2mm):
         writer = sitk.ImageFileWriter()
         writer.KeepOriginalImageUIDOn()
         writer.SetFileName(str(folder / f"{k:03d}.dcm"))
-        writer.Execute(sl)
+        with keep_locale():  # GDCM sets the C locale; keep the test process as it was
+            writer.Execute(sl)
+    before = locale.setlocale(locale.LC_CTYPE)
     vol = read_volume(folder)
+    # ITK's DICOM reader sets the C locale; ours restores it (else later text I/O turns ASCII)
+    assert locale.setlocale(locale.LC_CTYPE) == before
     np.testing.assert_allclose(vol.data, sub.astype(np.float32))
     np.testing.assert_allclose(vol.affine, sub_affine, atol=1e-3)
 
@@ -191,7 +197,7 @@ def _bad_cases(tmp_path, mni_2mm):
     (tmp_path / "truncated.nii").write_bytes(raw.read_bytes()[:10000])
     with gzip.open(tmp_path / "text.nii.gz", "wb") as fh:
         fh.write(b"subject,age\n1,23\n")
-    (tmp_path / "plain.nii.gz").write_text("not an image")
+    (tmp_path / "plain.nii.gz").write_text("not an image", encoding="utf-8")
     nan = data.copy()
     nan[10, 10, 10] = np.nan
     inf = data.copy()

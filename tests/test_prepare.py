@@ -71,7 +71,7 @@ def _save_bad_files(folder):
     folder.mkdir(parents=True, exist_ok=True)
     good = gzip.compress(nib.load(os.path.join(data_path, "anatomical.nii")).to_bytes())
     (folder / "truncated.nii.gz").write_bytes(good[: len(good) // 2])
-    (folder / "text.nii.gz").write_text("not an image\n")
+    (folder / "text.nii.gz").write_text("not an image\n", encoding="utf-8")
     data, affine = _mni()
     nan = data[:, :, :40].copy()
     nan[40:50, 40:50, 10:20] = np.nan
@@ -124,7 +124,7 @@ def test_modality_guessed_from_file_names():
 def test_folder_search_finds_volumes_dicom_series_and_skips_label_maps(tmp_path):
     _save_scan(tmp_path / "a" / "case1" / "case1_t1.nii.gz")
     (tmp_path / "a" / "case1" / "case1_seg.nii.gz").write_bytes(b"")
-    (tmp_path / "a" / "case1" / "notes.txt").write_text("x")
+    (tmp_path / "a" / "case1" / "notes.txt").write_text("x", encoding="utf-8")
     series = tmp_path / "a" / "case2" / "series1"
     series.mkdir(parents=True)
     for name in ("0.dcm", "1.dcm"):
@@ -152,16 +152,18 @@ def test_missing_or_empty_inputs_fail_with_the_path(tmp_path):
 def test_manifest_columns_and_errors(tmp_path):
     _save_scan(tmp_path / "imgs" / "x.nii.gz")
     manifest = tmp_path / "list.csv"
-    manifest.write_text("image,subject,dataset,modality\nimgs/x.nii.gz,S7,cohortA,T2\n")
+    manifest.write_text(
+        "image,subject,dataset,modality\nimgs/x.nii.gz,S7,cohortA,T2\n", encoding="utf-8"
+    )
     (item,) = read_manifest(manifest)
     assert (item.subject, item.dataset, item.modality) == ("S7", "cohortA", "T2")
     four_d = tmp_path / "four_d.tsv"
-    four_d.write_text(f"image\tvolume_index\n{data_path}/example4d.nii.gz\t1\n")
+    four_d.write_text(f"image\tvolume_index\n{data_path}/example4d.nii.gz\t1\n", encoding="utf-8")
     (picked,) = read_manifest(four_d)
     assert picked.volume_index == 1 and picked.subject == "example4d"
     assert Path(item.path) == tmp_path / "imgs" / "x.nii.gz"
     bad = tmp_path / "bad.csv"
-    bad.write_text("file,subject\nimgs/x.nii.gz,S7\n")
+    bad.write_text("file,subject\nimgs/x.nii.gz,S7\n", encoding="utf-8")
     with pytest.raises(DataError, match="'image' column") as err:
         read_manifest(bad)
     assert "bad.csv" in str(err.value)
@@ -179,7 +181,7 @@ def test_cli_prepares_good_volumes_and_reports_bad_ones(tmp_path, capsys):
         ["--out", str(out), str(tmp_path / "in"), "--quiet", *FAST, "shards.slices_per_shard=70"]
     )
     assert code == 0
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["volumes_ok"] == 3 and report["volumes_total"] == 7
     reasons = {Path(s["path"]).name: s["reason"] for s in report["volumes_skipped"]}
     assert set(reasons) == {"truncated.nii.gz", "text.nii.gz", "nan.nii.gz", "const.nii"}
@@ -193,7 +195,7 @@ def test_cli_prepares_good_volumes_and_reports_bad_ones(tmp_path, capsys):
     assert sum(reader.volume(v)["n_slices"] for v in range(3)) == len(reader)
     assert len(reader.meta["shards"]) > 1  # 70-slice shards: several files, none over the cap
     assert all(s["slices"] <= 70 for s in reader.meta["shards"])
-    assert "slices_per_shard: 70" in (out / "config.yaml").read_text()
+    assert "slices_per_shard: 70" in (out / "config.yaml").read_text(encoding="utf-8")
     assert not (out / "work").exists()
     printed = capsys.readouterr()
     assert json.loads(printed.out.strip().splitlines()[-1])["volumes_skipped"] == 4
@@ -224,14 +226,14 @@ def test_cli_strict_and_start_errors_are_one_line(tmp_path):
 
 def test_config_typos_fail_at_start(tmp_path):
     config = tmp_path / "data.yaml"
-    config.write_text(f"datasets:\n  a:\n    root: {tmp_path}\n    wieght: 2\n")
+    config.write_text(f"datasets:\n  a:\n    root: {tmp_path}\n    wieght: 2\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="did you mean 'weight'"):
         load_prepare_config(config)
     with pytest.raises(ConfigError, match="slices"):
         load_prepare_config(dotlist=["preprocess.slice.size=32"])
     with pytest.raises(ConfigError, match="'workers' must be a positive integer"):
         load_prepare_config(dotlist=["workers=0"])
-    config.write_text(f"datasets:\n  a:\n    root: {tmp_path}\n    weight: -1\n")
+    config.write_text(f"datasets:\n  a:\n    root: {tmp_path}\n    weight: -1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="positive"):
         load_prepare_config(config)
 
@@ -274,7 +276,8 @@ def test_config_with_named_datasets_weights_and_modalities(tmp_path):
         "datasets:\n"
         f"  brats_like:\n    root: {brats}\n    pattern: '*/*.nii.gz'\n    weight: 1.0\n"
         f"  ixi_like:\n    root: {ixi}\n    pattern: 'IXI*-T1.nii.gz'\n    modality: T1\n"
-        "    weight: 2.0\n    subject_regex: '(IXI\\d+)'\n"
+        "    weight: 2.0\n    subject_regex: '(IXI\\d+)'\n",
+        encoding="utf-8",
     )
     out = tmp_path / "out"
     args = ["--config", str(config), "--out", str(out), "--quiet", *FAST]
@@ -291,7 +294,7 @@ def test_config_with_named_datasets_weights_and_modalities(tmp_path):
     per_dataset = [sum(v["n_slices"] for v in volumes[:4]), sum(v["n_slices"] for v in volumes[4:])]
     np.testing.assert_array_equal(np.bincount(reader.dataset_ids), per_dataset)
     assert reader.modality_names == ["FLAIR", "T1"]
-    assert "weight: 0.5" in (out / "config.yaml").read_text()
+    assert "weight: 0.5" in (out / "config.yaml").read_text(encoding="utf-8")
 
 
 def test_dataset_whose_volumes_all_fail_gets_no_sampling_weight(tmp_path):
@@ -300,7 +303,8 @@ def test_dataset_whose_volumes_all_fail_gets_no_sampling_weight(tmp_path):
     config = tmp_path / "data.yaml"
     config.write_text(
         f"datasets:\n  a:\n    root: {tmp_path / 'a'}\n  b:\n    root: {tmp_path / 'b'}\n"
-        "    weight: 3.0\n"
+        "    weight: 3.0\n",
+        encoding="utf-8",
     )
     cfg = load_prepare_config(config, FAST)
     inputs = collect_inputs(cfg)
@@ -335,7 +339,7 @@ def _check_nothing_half_written(out):
     with pytest.raises(DataError):
         SliceShardReader(out)
     (work,) = (out / "work").iterdir()
-    progress = json.loads((work / "progress.json").read_text())
+    progress = json.loads((work / "progress.json").read_text(encoding="utf-8"))
     visible = sorted(p.name for p in (out / "shards").glob("shard-*.u8"))
     assert visible == [f"shard-{i:05d}.u8" for i in range(len(progress["shards"]))]
     for name, entry in zip(visible, progress["shards"]):
@@ -394,7 +398,7 @@ def test_process_killed_mid_run_resumes_to_the_same_bytes(tmp_path):
     _check_nothing_half_written(out)
     resumed = _run_cli(*args)
     assert resumed.returncode == 0, resumed.stderr
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert seen <= report["volumes_reused"] < 10 and report["volumes_ok"] == 10
     clean = tmp_path / "clean"
     cfg = load_prepare_config(dotlist=slow)

@@ -201,7 +201,7 @@ def test_export_loads_with_braindino_and_timm(shards, tmp_path):
         np.testing.assert_allclose(encoder(x).numpy(), expected.numpy(), atol=1e-5)
         import json
 
-        config = json.loads((out / "config.json").read_text())
+        config = json.loads((out / "config.json").read_text(encoding="utf-8"))
         model = timm.create_model(
             config["timm_name"],
             pretrained=True,

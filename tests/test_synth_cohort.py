@@ -297,7 +297,7 @@ def test_pretrain_pool_lists_healthy_volumes(cohort):
 
 
 def test_readme_and_config_describe_the_cohort(cohort):
-    text = Path(cohort["readme"]).read_text()
+    text = Path(cohort["readme"]).read_text(encoding="utf-8")
     for needle in ("ADNI", "BraTS 2023", "pretrain_pool.csv", "`hippocampal_atrophy`", "Knobs"):
         assert needle in text
     assert "{{" not in text
@@ -350,7 +350,7 @@ def test_bad_requests_fail_with_one_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="outside the chosen tasks: ixi"):
         generate_cohort(tmp_path / "a", {"ixi": 2}, tasks=["adni"])
     (tmp_path / "busy").mkdir()
-    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    (tmp_path / "busy" / "notes.txt").write_text("mine", encoding="utf-8")
     with pytest.raises(DataError, match="not empty"):
         generate_cohort(tmp_path / "busy", {"adni": 1})
-    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "busy" / "notes.txt").read_text(encoding="utf-8") == "mine"

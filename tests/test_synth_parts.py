@@ -101,7 +101,9 @@ def test_cli_writes_a_tiny_cohort_and_rejects_bad_arguments(tmp_path, capsys):
     out = str(tmp_path / "c")
     assert main(["--out", out, "--subjects", "atlas=1", "--pool", "0", "--quiet"]) == 0
     assert "wrote 1 subjects" in capsys.readouterr().out
-    assert "skipped" in (tmp_path / "c" / "README.md").read_text()  # too few for a baseline
+    assert "skipped" in (tmp_path / "c" / "README.md").read_text(
+        encoding="utf-8"
+    )  # too few for a baseline
     with pytest.raises(ConfigError, match="--subjects"):
         main(["--out", str(tmp_path / "d"), "--subjects", "adni=many"])
     with pytest.raises(ConfigError, match="--knob"):

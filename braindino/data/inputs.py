@@ -177,7 +177,7 @@ def read_manifest(
     path = Path(path)
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        with open(path, newline="") as handle:
+        with open(path, newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle, delimiter=delimiter))
     except OSError as exc:
         raise DataError(

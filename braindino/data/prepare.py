@@ -207,8 +207,8 @@ def _check_outcome(report: Mapping[str, Any], out: Path, strict: bool) -> None:
 
 def _up_to_date_report(out: Path, fingerprint: str) -> dict[str, Any] | None:
     try:
-        meta = json.loads((out / "index" / "meta.json").read_text())
-        report = json.loads((out / "report.json").read_text())
+        meta = json.loads((out / "index" / "meta.json").read_text(encoding="utf-8"))
+        report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return report if meta.get("fingerprint") == fingerprint else None

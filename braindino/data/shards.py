@@ -64,7 +64,7 @@ def write_atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
     """Write ``path`` through ``write(handle)`` into a temporary file, then ``os.replace`` it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, mode) as handle:
+    with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as handle:
         write(handle)
     os.replace(tmp, path)
 
@@ -221,7 +221,7 @@ class SliceShardReader:
                 fix="run pretrain/prepare.py --out FOLDER (or let an interrupted run finish)",
             )
         try:
-            self.meta = json.loads(meta_path.read_text())
+            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise DataError(
                 f"unreadable index ({exc})", path=meta_path, fix="re-run prepare"
@@ -376,6 +376,6 @@ class SliceShardReader:
         """Everything recorded about volume ``v``: path, subject, dataset, modality, scale,
         offset, first slice, slice count, source orientation/spacing/shape and geometry."""
         if self._volume_lines is None:
-            text = (self.root / "index" / "volumes.jsonl").read_text()
+            text = (self.root / "index" / "volumes.jsonl").read_text(encoding="utf-8")
             self._volume_lines = text.splitlines()
         return json.loads(self._volume_lines[v])

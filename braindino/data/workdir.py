@@ -125,7 +125,7 @@ def prepare_volume(task: tuple[VolumeInput, str]) -> dict[str, Any]:
 
 def _load_record(work: Path, key: str) -> dict[str, Any] | None:
     try:
-        return json.loads((work / f"{key}.json").read_text())
+        return json.loads((work / f"{key}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -143,7 +143,7 @@ class ResumeState:
         self.placements: dict[int, tuple[int, int]] = {}
         self.done: dict[int, dict] = {}
         try:
-            progress = json.loads((work / "progress.json").read_text())
+            progress = json.loads((work / "progress.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             progress = {}
         self.slice_size: int | None = progress.get("slice_size")

@@ -112,7 +112,7 @@ def find_latest_checkpoint(run_dir: str | Path) -> Path | None:
     folder = Path(run_dir)
     pointer = folder / LATEST_NAME
     if pointer.is_file():
-        target = folder / pointer.read_text().strip()
+        target = folder / pointer.read_text(encoding="utf-8").strip()
         if _CHECKPOINT.match(target.name) and target.is_file():
             return target
     found = list_checkpoints(folder)

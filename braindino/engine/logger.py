@@ -24,7 +24,7 @@ class RunLogger:
 
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
-            self._text = open(self.run_dir / "log.txt", "a", buffering=1)  # noqa: SIM115
+            self._text = open(self.run_dir / "log.txt", "a", buffering=1, encoding="utf-8")  # noqa: SIM115
 
     def scalars(self, values: Mapping[str, float | torch.Tensor], step: int) -> None:
         """Log a mapping of scalar values (tensors are converted) at ``step``."""

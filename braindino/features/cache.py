@@ -124,7 +124,7 @@ class FeatureCache:
             "slices": int(np.asarray(features["cls"]).shape[0]),
             "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        with open(self.root / INDEX_FILE, "a") as index:
+        with open(self.root / INDEX_FILE, "a", encoding="utf-8") as index:
             index.write(json.dumps(line) + "\n")
         return path
 
@@ -133,7 +133,11 @@ class FeatureCache:
         path = self.root / INDEX_FILE
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [
+            json.loads(line)
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
 
     # ------------------------------------------------------------------------------ use
     def get_or_compute(

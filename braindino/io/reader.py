@@ -6,6 +6,9 @@ clear one-line errors for files that cannot serve as a 3D brain image.
 
 from __future__ import annotations
 
+import contextlib
+import locale
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +80,23 @@ def _sitk_to_arrays(image, path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(array), LPS_TO_RAS @ lps
 
 
+@contextlib.contextmanager
+def keep_locale() -> Iterator[None]:
+    """Restore the C-library locale afterwards: ITK's DICOM reader (GDCM) sets it to "C", which
+    would turn every later text file this process writes into ASCII."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def _read_sitk(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import SimpleITK as sitk
 
     try:
-        image = sitk.ReadImage(str(path))
+        with keep_locale():
+            image = sitk.ReadImage(str(path))
     except Exception as exc:
         raise VolumeError(
             f"cannot read image ({str(exc).strip().splitlines()[-1]})",
@@ -94,6 +109,11 @@ def _read_sitk(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def _read_dicom_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import SimpleITK as sitk
 
+    with keep_locale():
+        return _read_dicom_series(sitk, path)
+
+
+def _read_dicom_series(sitk, path: Path) -> tuple[np.ndarray, np.ndarray]:
     series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
     if not series:
         raise VolumeError(

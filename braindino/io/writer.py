@@ -8,7 +8,7 @@ import numpy as np
 
 from braindino.errors import VolumeError
 from braindino.io.orientation import from_canonical
-from braindino.io.reader import LPS_TO_RAS, SITK_SUFFIXES, suffix_of
+from braindino.io.reader import LPS_TO_RAS, SITK_SUFFIXES, keep_locale, suffix_of
 from braindino.io.volume import Volume
 
 
@@ -53,7 +53,8 @@ def write_volume(
         image.SetSpacing(spacing.tolist())
         image.SetDirection((lps[:3, :3] / spacing).flatten().tolist())
         image.SetOrigin(lps[:3, 3].tolist())
-        sitk.WriteImage(image, str(tmp))
+        with keep_locale():
+            sitk.WriteImage(image, str(tmp))
     else:
         raise VolumeError(
             f"cannot write '{suffix}' files",

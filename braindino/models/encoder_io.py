@@ -124,7 +124,7 @@ def save_encoder(
     save_file(tensors, str(tmp_weights), metadata={"format": "pt", "arch": backbone.arch})
     config["weights_sha256"] = _sha256(tmp_weights)
     tmp_config = out / f".{CONFIG_FILE}.tmp"
-    tmp_config.write_text(json.dumps(config, indent=2) + "\n")
+    tmp_config.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp_weights, out / WEIGHTS_FILE)
     os.replace(tmp_config, out / CONFIG_FILE)
     return out
@@ -184,7 +184,7 @@ def read_encoder_config(folder: Path) -> dict[str, Any]:
             fix="pass a folder written by save_encoder / pretrain/export.py",
         )
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BrainDinoError(
             f"not valid JSON ({err})", path=path, fix="re-export the encoder"

@@ -36,7 +36,7 @@ def _truth_rows(cohort: Path) -> list[tuple[Path, dict[str, str]]]:
     for truth in sorted(cohort.glob("*/truth.csv")):
         if truth.parent.name == "pretrain_pool":
             continue
-        with truth.open(newline="") as handle:
+        with truth.open(newline="", encoding="utf-8") as handle:
             rows += [(truth.parent, row) for row in csv.DictReader(handle)]
     if not rows:
         raise DataError(

@@ -307,7 +307,7 @@ def save_baseline(root: str | Path, scores: dict) -> Path:
         t: {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
         for t, r in scores.items()
     }
-    path.write_text(json.dumps(rounded, indent=2) + "\n")
+    path.write_text(json.dumps(rounded, indent=2) + "\n", encoding="utf-8")
     return path
 
 

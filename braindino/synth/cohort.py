@@ -114,7 +114,7 @@ def _prepare_out_dir(out: Path) -> None:
                 fix="give a new or empty folder (a previous cohort there is replaced)",
             )
         try:
-            previous = json.loads(config.read_text())["outputs"]
+            previous = json.loads(config.read_text(encoding="utf-8"))["outputs"]
         except (ValueError, KeyError) as exc:
             raise DataError(
                 f"unreadable {CONFIG_NAME}", path=config, fix="delete the folder and rerun"
@@ -207,7 +207,7 @@ def generate_cohort(
         ),
     }
     # written first, so an interrupted run can be rerun into the same folder
-    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     load_anatomy(resolution)  # once in the parent: forked workers share it
 
     jobs = [

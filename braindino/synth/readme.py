@@ -36,7 +36,9 @@ METRIC_NAMES = {
 
 
 def _template() -> str:
-    return resources.files("braindino.synth").joinpath("cohort_readme.md").read_text()
+    return (
+        resources.files("braindino.synth").joinpath("cohort_readme.md").read_text(encoding="utf-8")
+    )
 
 
 def _cohort_table(config: dict) -> str:
@@ -115,5 +117,5 @@ def write_readme(out: Path, config: dict, scores: dict | None) -> Path:
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)
     path = Path(out) / "README.md"
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     return path

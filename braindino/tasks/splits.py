@@ -131,7 +131,7 @@ def save_splits(splits: pd.DataFrame, path: str | Path, info: dict | None = None
     tmp.replace(path)
     meta = dict(info or {})
     meta["counts"] = {name: int((splits["split"] == name).sum()) for name in SPLITS}
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return path
 
 

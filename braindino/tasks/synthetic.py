@@ -91,7 +91,7 @@ def synthetic_root(name: str, cohort: Path | None = None) -> Path:
     root = ensure_cohort(cohort)
     folder = root / COHORTS[name].folder
     if not folder.is_dir():
-        made = json.loads((root / "cohort.json").read_text()).get("subjects", {})
+        made = json.loads((root / "cohort.json").read_text(encoding="utf-8")).get("subjects", {})
         raise DataError(
             f"the synthetic cohort has no {COHORTS[name].folder} folder (it holds {sorted(made)})",
             path=root,

@@ -1,0 +1,122 @@
+"""The run report's figures (matplotlib, Agg backend): one function per plot, each writes a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, roc_curve
+
+from braindino.metrics import KaplanMeierSplit
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_roc(frame: pd.DataFrame, classes: list[str], path: Path, title: str) -> Path:
+    """One-vs-rest ROC curve per class from ``proba_<class>`` columns and ``target``."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    truth = frame["target"].to_numpy(int)
+    for index, name in enumerate(classes):
+        positives = truth == index
+        if positives.all() or not positives.any():
+            continue
+        fpr, tpr, _ = roc_curve(positives, frame[f"proba_{name}"].to_numpy())
+        ax.plot(fpr, tpr, label=name)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def plot_confusion(frame: pd.DataFrame, classes: list[str], path: Path, title: str) -> Path:
+    """Confusion matrix (rows: true class, columns: predicted class) with counts."""
+    matrix = confusion_matrix(frame["label"], frame["predicted"], labels=classes)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center")
+    ax.set_xticks(range(len(classes)), classes)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return _save(fig, path)
+
+
+def plot_scatter(frame: pd.DataFrame, path: Path, title: str) -> Path:
+    """Predicted against true target with the identity line."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    truth, pred = frame["target"].to_numpy(float), frame["prediction"].to_numpy(float)
+    ax.scatter(truth, pred, s=14)
+    low, high = min(truth.min(), pred.min()), max(truth.max(), pred.max())
+    ax.plot([low, high], [low, high], "k--", lw=0.8)
+    ax.set(xlabel="true", ylabel="predicted", title=title)
+    return _save(fig, path)
+
+
+def plot_kaplan_meier(split: KaplanMeierSplit, path: Path, title: str) -> Path:
+    """High- vs low-risk Kaplan–Meier curves (split at the median risk) with the log-rank p."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for name, curve in (("high risk", split.high), ("low risk", split.low)):
+        ax.step(
+            curve.timeline, curve.survival, where="post", label=f"{name} (n={curve.n_subjects})"
+        )
+        ax.fill_between(curve.timeline, curve.ci_lower, curve.ci_upper, step="post", alpha=0.2)
+    ax.set(xlabel="time", ylabel="survival probability", ylim=(0, 1.02))
+    ax.set_title(f"{title}\nlog-rank p = {split.logrank_p:.3g}")
+    ax.legend(loc="lower left")
+    return _save(fig, path)
+
+
+def plot_attention(attention: pd.DataFrame, path: Path, title: str, bins: int = 20) -> Path:
+    """Mean attention weight over relative slice position (0 = first, 1 = last), per group."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    edges = np.linspace(0, 1, bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    for group, part in attention.groupby("group", sort=True):
+        slot = np.clip(np.digitize(part["position"], edges) - 1, 0, bins - 1)
+        mean = pd.Series(part["weight"].to_numpy()).groupby(slot).mean()
+        ax.plot(centres[mean.index], mean.to_numpy(), marker=".", label=str(group))
+    ax.set(xlabel="relative slice position (inferior → superior)", ylabel="mean attention")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_label_scarcity(summary: pd.DataFrame, metric: str, path: Path, title: str) -> Path:
+    """Primary metric (mean ± sd over seeds) against the label fraction, one line per encoder."""
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    for encoder, part in summary.groupby("encoder", sort=False):
+        part = part.sort_values("fraction")
+        ax.errorbar(
+            part["fraction"],
+            part["mean"],
+            yerr=part["std"].fillna(0),
+            marker="o",
+            capsize=3,
+            label=str(encoder),
+        )
+    ax.set_xscale("log")
+    ax.set(xlabel="fraction of training labels", ylabel=metric, title=title)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_knn(summary: pd.DataFrame, path: Path, title: str) -> Path:
+    """k-NN accuracy against k, one line per encoder (full labels, mean over seeds)."""
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    for encoder, part in summary.groupby("encoder", sort=False):
+        ax.plot(part["k"], part["mean"], marker="o", label=str(encoder))
+    ax.set_xscale("log")
+    ax.set(xlabel="k", ylabel="k-NN accuracy", title=title)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,275 @@
+"""The run folder's outputs: ``metrics.json``, ``predictions.csv``, ``attention.csv``, ``plots/``
+and ``report.md`` (tables of every metric with 95 % bootstrap intervals, and the plots)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from braindino.downstream import plots
+from braindino.downstream.families import Family
+from braindino.downstream.options import RunOptions
+from braindino.tasks import SPLITS
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf -> None, numpy scalars -> Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(float(value)) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def summarise(results: list[dict]) -> pd.DataFrame:
+    """Mean and sd over seeds of every metric, per encoder and label fraction."""
+    rows = []
+    for result in results:
+        for name, stats in result["metrics"].items():
+            rows.append(
+                {
+                    "encoder": result["encoder"],
+                    "fraction": result["fraction"],
+                    "metric": name,
+                    "value": stats["value"],
+                }
+            )
+    frame = pd.DataFrame(rows)
+    grouped = frame.groupby(["encoder", "fraction", "metric"], sort=False)["value"]
+    return grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
+
+
+def _fmt(stats: dict[str, float]) -> str:
+    value, low, high = stats["value"], stats["low"], stats["high"]
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if low is None or not math.isfinite(low):
+        return f"{value:.3g}"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _results_table(results: list[dict]) -> list[str]:
+    names = list(dict.fromkeys(n for r in results for n in r["metrics"]))
+    lines = [
+        "| encoder | labels | seed | n train | " + " | ".join(names) + " |",
+        "|---|---|---|---|" + "---|" * len(names),
+    ]
+    for r in results:
+        cells = [_fmt(r["metrics"][n]) if n in r["metrics"] else "" for n in names]
+        lines.append(
+            f"| {r['encoder']} | {r['fraction']:g} | {r['seed']} | {r['n_train']} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return lines
+
+
+def _summary_table(summary: pd.DataFrame) -> list[str]:
+    lines = ["| encoder | labels | metric | mean | sd | seeds |", "|---|---|---|---|---|---|"]
+    for row in summary.itertuples():
+        sd = "" if not math.isfinite(row.std) else f"{row.std:.3f}"
+        mean = "n/a" if not math.isfinite(row.mean) else f"{row.mean:.3f}"
+        lines.append(
+            f"| {row.encoder} | {row.fraction:g} | {row.metric} | {mean} | {sd} | {row.n_seeds} |"
+        )
+    return lines
+
+
+def _showcase(predictions: pd.DataFrame, encoder: str) -> pd.DataFrame:
+    """The test predictions of one encoder's run at the largest fraction, first seed."""
+    part = predictions[predictions["encoder"] == encoder]
+    part = part[part["fraction"] == part["fraction"].max()]
+    return part[part["seed"] == part["seed"].min()]
+
+
+def make_plots(
+    out: Path,
+    family: Family,
+    summary: pd.DataFrame,
+    predictions: pd.DataFrame,
+    attention: pd.DataFrame | None,
+    knn: bool,
+) -> list[tuple[str, Path]]:
+    """Every plot that applies to the task; ``[(caption, path)]``."""
+    folder = out / "plots"
+    made: list[tuple[str, Path]] = []
+    encoders = list(dict.fromkeys(predictions["encoder"]))
+    if knn:
+        ks = summary[summary["metric"].str.startswith("knn_accuracy@")].copy()
+        ks = ks[ks["fraction"] == ks["fraction"].max()]
+        ks["k"] = ks["metric"].str.split("@").str[1].astype(int)
+        made.append(("k-NN accuracy against k", plots.plot_knn(ks, folder / "knn.png", "k-NN")))
+        return made
+    for encoder in encoders:
+        frame = _showcase(predictions, encoder)
+        tag = f"{encoder} (labels {frame['fraction'].iloc[0]:g}, seed {frame['seed'].iloc[0]})"
+        if family.target == "class":
+            made.append(
+                (
+                    f"ROC, {tag}",
+                    plots.plot_roc(
+                        frame, family.classes, folder / f"roc_{encoder}.png", f"ROC: {encoder}"
+                    ),
+                )
+            )
+            made.append(
+                (
+                    f"Confusion matrix, {tag}",
+                    plots.plot_confusion(
+                        frame,
+                        family.classes,
+                        folder / f"confusion_{encoder}.png",
+                        f"confusion: {encoder}",
+                    ),
+                )
+            )
+        elif family.target == "regression":
+            made.append(
+                (
+                    f"Predicted vs true, {tag}",
+                    plots.plot_scatter(
+                        frame, folder / f"scatter_{encoder}.png", f"predicted vs true: {encoder}"
+                    ),
+                )
+            )
+        else:
+            split = family.km_split(frame, frame)
+            if split is not None:
+                made.append(
+                    (
+                        f"Kaplan–Meier by median risk, {tag}",
+                        plots.plot_kaplan_meier(
+                            split, folder / f"km_{encoder}.png", f"Kaplan–Meier: {encoder}"
+                        ),
+                    )
+                )
+        if attention is not None:
+            part = attention[attention["encoder"] == encoder]
+            part = part[
+                (part["fraction"] == part["fraction"].max()) & (part["seed"] == part["seed"].min())
+            ]
+            if len(part):
+                labels = predictions.set_index("subject")
+                group = labels["label"] if "label" in labels.columns else None
+                part = part.assign(
+                    group=part["subject"].map(group.groupby(level=0).first())
+                    if group is not None
+                    else "all"
+                )
+                made.append(
+                    (
+                        f"Attention over slices, {tag}",
+                        plots.plot_attention(
+                            part, folder / f"attention_{encoder}.png", f"slice attention: {encoder}"
+                        ),
+                    )
+                )
+    primary = family.metric_names()[0]
+    curve = summary[summary["metric"] == primary]
+    made.append(
+        (
+            "Label scarcity",
+            plots.plot_label_scarcity(
+                curve, primary, folder / "label_scarcity.png", f"{primary} vs labels"
+            ),
+        )
+    )
+    return made
+
+
+def write_report(
+    out: Path,
+    task: DictConfig,
+    options: RunOptions,
+    manifest: pd.DataFrame,
+    results: list[dict],
+    predictions: pd.DataFrame,
+    attention: pd.DataFrame | None,
+    family: Family,
+    skipped: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Write every output file of a run into ``out``; returns what ``metrics.json`` holds.
+
+    ``skipped``: baselines that were asked for but not available (label -> reason)."""
+    out = Path(out)
+    knn = str(task.head) == "knn" or options.head == "knn"
+    summary = summarise(results)
+    predictions.to_csv(out / "predictions.csv", index=False)
+    if attention is not None:
+        attention.to_csv(out / "attention.csv", index=False)
+    figures = make_plots(out, family, summary, predictions, attention, knn)
+    counts = {
+        name: int(manifest.loc[manifest["split"] == name, "subject"].nunique()) for name in SPLITS
+    }
+    metrics = _clean(
+        {
+            "task": str(task.name),
+            "out": str(out),
+            "description": str(task.description),
+            "target": str(task.target),
+            "primary_metric": results[0]["metrics"] and next(iter(results[0]["metrics"])),
+            "encoders": list(dict.fromkeys(r["encoder"] for r in results)),
+            "label_fractions": sorted({r["fraction"] for r in results}),
+            "seeds": sorted({r["seed"] for r in results}),
+            "subjects": counts,
+            "skipped_encoders": dict(skipped or {}),
+            "confidence": "95 % percentile bootstrap over test subjects",
+            "bootstrap_resamples": options.bootstrap,
+            "results": results,
+            "summary": summary.to_dict("records"),
+            "files": {
+                "predictions": "predictions.csv",
+                "attention": "attention.csv" if attention is not None else None,
+                "splits": "splits.csv",
+                "config": "config.yaml",
+                "plots": [str(p.relative_to(out)) for _, p in figures],
+            },
+        }
+    )
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    lines = [
+        f"# {task.name}: frozen-encoder evaluation",
+        "",
+        str(task.description),
+        "",
+        f"- subjects: train {counts['train']}, val {counts['val']}, test {counts['test']} "
+        "(splits.csv; model selection on val only, test evaluated once per trained head)",
+        "- encoders: "
+        + ", ".join(
+            f"{r['encoder']} (`{r['encoder_spec']}`)"
+            for r in {r["encoder"]: r for r in results}.values()
+        ),
+        *[f"- skipped {name}: {why}" for name, why in (skipped or {}).items()],
+        "- metrics on the test split with 95 % bootstrap intervals "
+        f"({options.bootstrap} resamples)",
+        "",
+        "## Summary (mean and sd over seeds)",
+        "",
+        *_summary_table(summary),
+        "",
+        "## Every trained head",
+        "",
+        *_results_table(results),
+        "",
+        "## Plots",
+        "",
+    ]
+    for caption, path in figures:
+        lines += [f"### {caption}", "", f"![{caption}]({path.relative_to(out).as_posix()})", ""]
+    lines += [
+        "Files: metrics.json, predictions.csv, splits.csv, config.yaml"
+        + (", attention.csv" if attention is not None else ""),
+        "",
+    ]
+    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    return metrics

@@ -1,0 +1,103 @@
+"""Per-sample slice features of a task manifest (from the feature cache) and per-split tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from braindino.errors import DataError
+from braindino.features import FeatureCache
+from braindino.heads import HeadData, pad_slices
+from braindino.tasks import SPLITS
+
+
+@dataclass
+class SampleFeatures:
+    """Slice features ``[S_i, D]`` and slice positions ``z [S_i]`` of every manifest row."""
+
+    features: list[np.ndarray]
+    z: list[np.ndarray]
+
+    @property
+    def width(self) -> int:
+        """Feature width D."""
+        return int(self.features[0].shape[1])
+
+
+def image_columns(manifest: pd.DataFrame) -> list[str]:
+    """The manifest's image columns in order (``image``, ``image2`` ...)."""
+    return sorted((c for c in manifest.columns if c.startswith("image")), key=lambda c: (len(c), c))
+
+
+def _pick(entry: Mapping[str, np.ndarray], feature: str, path: str) -> np.ndarray:
+    parts = []
+    for name in feature.split("+"):
+        if name not in entry:
+            raise DataError(
+                f"the encoder gives no '{name}' features",
+                path=path,
+                fix="choose --feature cls (or patch_mean)",
+            )
+        parts.append(np.asarray(entry[name], np.float32))
+    return np.concatenate(parts, axis=1)
+
+
+def manifest_features(
+    cache: FeatureCache,
+    encoder: nn.Module,
+    manifest: pd.DataFrame,
+    feature: str = "cls",
+    preprocess: Mapping[str, Any] | None = None,
+    slices: int | str = 128,
+    progress: bool = True,
+) -> SampleFeatures:
+    """Features of every manifest row; several images per sample are joined along the feature
+    axis (they must have the same slice count, e.g. a fixed ``slices``)."""
+    columns = image_columns(manifest)
+    paths = [str(p) for col in columns for p in manifest[col]]
+    entries = cache.encode_many(
+        encoder, paths, preprocess=preprocess, slices=slices, progress=progress
+    )
+    features, positions = [], []
+    for _, row in manifest.iterrows():
+        per_image = [_pick(entries[str(row[c])], feature, str(row[c])) for c in columns]
+        counts = {a.shape[0] for a in per_image}
+        if len(counts) > 1:
+            raise DataError(
+                f"the images of subject {row['subject']} give different slice counts {counts}",
+                path=str(row[columns[0]]),
+                fix="set a fixed slice count (task option slices=128)",
+            )
+        features.append(np.concatenate(per_image, axis=1))
+        positions.append(np.asarray(entries[str(row[columns[0]])]["z"], np.float32))
+    return SampleFeatures(features, positions)
+
+
+def split_rows(manifest: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Row indices of each split (the manifest's ``split`` column)."""
+    rows = {name: np.flatnonzero(manifest["split"].to_numpy() == name) for name in SPLITS}
+    for name in ("train", "test"):
+        if rows[name].size == 0:
+            raise DataError(
+                f"the {name} split is empty",
+                path="splits",
+                fix="use more subjects or change split.fractions",
+            )
+    return rows
+
+
+def head_data(samples: SampleFeatures, rows: np.ndarray, targets: torch.Tensor) -> HeadData:
+    """HeadData of the manifest rows ``rows`` (targets already selected for these rows)."""
+    features, mask = pad_slices([samples.features[i] for i in rows])
+    return HeadData(features.float(), targets, mask if bool(mask.any()) else None)
+
+
+def pooled(samples: SampleFeatures, rows: np.ndarray) -> np.ndarray:
+    """Mean slice feature per row ``[N, D]`` (k-NN)."""
+    return np.stack([samples.features[i].mean(axis=0) for i in rows]).astype(np.float64)

@@ -2,7 +2,8 @@
 
 synthetic cohort → slice shards → tiny stage-1 pretraining → short stage-2 (Gram anchoring) →
 export → frozen k-NN probes of the exported encoder against the same architecture at random
-initialisation. Every step resumes: a second ``make demo`` reuses what the first one finished.
+initialisation → ``downstream/classify.py --task adni --compare`` report. Every step resumes: a
+second ``make demo`` reuses what the first one finished.
 
     python -m braindino.demo --out demo_out [--subjects 160] [--stage1-epochs 12]
 """
@@ -22,15 +23,13 @@ def _say(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-def build_cohort(out: Path, subjects: int, seed: int) -> Path:
-    """Generate the synthetic cohort once (reused when already complete)."""
-    from braindino.synth.cohort import generate_cohort
+def build_cohort(subjects: int, seed: int) -> Path:
+    """The synthetic cohort in the shared cache (``$BRAINDINO_CACHE``), generated once; the
+    downstream scripts find the same folder when no ``--data-root`` is given."""
+    from braindino.tasks import ensure_cohort
 
-    cohort = out / "cohort"
-    if (cohort / "cohort.json").is_file() and (cohort / "pretrain_pool.csv").is_file():
-        print(f"reusing {cohort}")
-        return cohort
-    generate_cohort(cohort, subjects=subjects, seed=seed)
+    cohort = ensure_cohort(subjects=subjects, seed=seed)
+    print(f"cohort: {cohort}")
     return cohort
 
 
@@ -121,20 +120,30 @@ def main() -> int:
     from braindino.ssl.export import export_run
     from braindino.ssl.trainer import pretrain
 
-    _say("1/5 synthetic cohort")
-    cohort = build_cohort(out, args.subjects, args.seed)
-    _say("2/5 slice shards")
+    _say("1/6 synthetic cohort")
+    cohort = build_cohort(args.subjects, args.seed)
+    _say("2/6 slice shards")
     shards = build_shards(out, cohort, args.workers)
-    _say("3/5 stage 1 pretraining (DINO + iBOT + KoLeo)")
+    _say("3/6 stage 1 pretraining (DINO + iBOT + KoLeo)")
     stage1 = pretrain_config(out, shards, cohort, 1, args.stage1_epochs)
     pretrain(stage1)
-    _say("4/5 stage 2 pretraining (Gram anchoring)")
+    _say("4/6 stage 2 pretraining (Gram anchoring)")
     pretrain(pretrain_config(out, shards, cohort, 2, args.stage2_epochs))
     encoder = export_run(out / "runs" / "stage2", out / "encoder")
     print(f"exported encoder → {encoder}")
-    _say("5/5 frozen probes: demo encoder vs random initialisation")
+    _say("5/6 frozen probes: demo encoder vs random initialisation")
     probe_report(out, cohort, stage1, encoder)
-    print(f"\nreport: {out / 'report.md'}; TensorBoard: tensorboard --logdir {out / 'runs'}")
+    _say("6/6 ADNI-like 3-class classification (slice attention head), demo vs random init")
+    from braindino.downstream import RunOptions, run_downstream
+
+    adni = out / "downstream" / "adni"
+    run_downstream(
+        RunOptions(
+            "adni", encoder=str(encoder), out=str(adni), compare=["random"], cohort=str(cohort)
+        )
+    )
+    print(f"\nreports: {out / 'report.md'}, {adni / 'report.md'}")
+    print(f"TensorBoard: tensorboard --logdir {out / 'runs'}")
     return 0
 
 

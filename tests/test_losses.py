@@ -78,6 +78,26 @@ def test_sinkhorn_matches_float64_reference_and_balances_columns() -> None:
     assert (three_step_mass - 2).abs().max() < (softmax_mass - 2).abs().max() / 4
 
 
+def test_sinkhorn_on_cosine_logits_at_the_lowest_teacher_temperature() -> None:
+    """The heads' logits are cosines in [-1, 1]; at 0.04 the fast linear-domain path runs and
+    must equal the float64 textbook form (and the log-domain path)."""
+    from braindino.losses.sinkhorn import _fits_linear_domain, _sinkhorn_log
+
+    x = _rng(7).normal(size=(24, 16))
+    w = _rng(8).normal(size=(64, 16))
+    cosines = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (
+        w / np.linalg.norm(w, axis=1, keepdims=True)
+    ).T
+    logits = _t(cosines, torch.float32)
+    assert _fits_linear_domain(logits / 0.04)
+    probs = sinkhorn_knopp(logits, temperature=0.04, iterations=3)
+    expected = _sinkhorn_reference(cosines, 0.04, 3)
+    np.testing.assert_allclose(probs.numpy(), expected, rtol=1e-4, atol=1e-7)
+    log_domain = _sinkhorn_log(logits / 0.04, 3)
+    np.testing.assert_allclose(log_domain.numpy(), expected, rtol=1e-4, atol=1e-7)
+    assert not _fits_linear_domain(logits / 0.01)  # range 200: the log domain takes over
+
+
 def test_sinkhorn_low_temperature_bf16_no_overflow_no_grad() -> None:
     logits = torch.zeros(6, 4)
     logits[:, 0] = 30.0  # exp(30 / 0.04) overflows the textbook form in any float type

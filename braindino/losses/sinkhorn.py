@@ -53,10 +53,53 @@ def sinkhorn_knopp(
         "use the DINOv3 default of 3",
     )
     with full_precision(teacher_logits):
-        log_q = upcast(teacher_logits.detach()) / float(temperature)
-        # Constant factors (1/K, 1/N_global) of the textbook form cancel in the final row
-        # normalisation, so each step is a plain log-domain rescaling.
-        for _ in range(iterations):
-            log_q = log_q - _global_logsumexp_over_rows(log_q)
-            log_q = log_q - torch.logsumexp(log_q, dim=1, keepdim=True)
-        return torch.exp(log_q)
+        scaled = upcast(teacher_logits.detach()) / float(temperature)
+        if _fits_linear_domain(scaled):
+            return _sinkhorn_linear(scaled, iterations)
+        return _sinkhorn_log(scaled, iterations)
+
+
+def _sinkhorn_log(scaled: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Sinkhorn–Knopp in the log domain: safe for any logit range."""
+    # Constant factors (1/K, 1/N_global) of the textbook form cancel in the final row
+    # normalisation, so each step is a plain log-domain rescaling.
+    log_q = scaled
+    for _ in range(iterations):
+        log_q = log_q - _global_logsumexp_over_rows(log_q)
+        log_q = log_q - torch.logsumexp(log_q, dim=1, keepdim=True)
+    return torch.exp(log_q)
+
+
+# exp(-LINEAR_RANGE) stays a normal float32 (> 1.2e-38) with room for the rescalings.
+LINEAR_RANGE = 60.0
+
+
+def _fits_linear_domain(scaled: torch.Tensor) -> bool:
+    """Whether exp(scaled - global max) keeps every entry a normal float (on every process).
+
+    True for the DINO/iBOT heads, whose logits are cosines in [-1, 1] (range ≤ 2 / 0.04 = 50 at
+    the lowest teacher temperature); then one exp replaces the log domain's ~7 passes per
+    iteration. Otherwise (arbitrary logits) the log-domain path keeps empty columns impossible.
+    """
+    if scaled.numel() == 0:
+        spread = scaled.new_zeros(2)
+    else:
+        spread = torch.stack([scaled.max(), -scaled.min()])
+    if _distributed():
+        dist.all_reduce(spread, op=dist.ReduceOp.MAX)
+    return bool(spread.sum() <= LINEAR_RANGE) and scaled.dtype != torch.float16
+
+
+def _sinkhorn_linear(scaled: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Sinkhorn–Knopp in the linear domain after one exp with a global max shift."""
+    shift = scaled.max() if scaled.numel() else scaled.new_zeros(())
+    if _distributed():
+        dist.all_reduce(shift, op=dist.ReduceOp.MAX)
+    q = torch.exp(scaled - shift)
+    for _ in range(iterations):
+        columns = q.sum(dim=0)
+        if _distributed():
+            dist.all_reduce(columns, op=dist.ReduceOp.SUM)
+        q = q / columns
+        q = q / q.sum(dim=1, keepdim=True)
+    return q

@@ -211,3 +211,26 @@ def test_export_loads_with_braindino_and_timm(shards, tmp_path):
         pooled = model.forward_head(model.forward_features(x), pre_logits=True)
         np.testing.assert_allclose(pooled.numpy(), expected.numpy(), atol=1e-5)
     assert config["extra"]["preprocessing"]["slices"]["size"] == 64
+
+
+def test_teachers_never_use_drop_path():
+    """Stochastic depth regularises the student; the EMA and Gram teachers stay deterministic."""
+    from braindino.ssl.build import build_meta_arch
+
+    cfg = load_config(
+        "pretrain/default",
+        ["pretrain/tiny"],
+        ["model.arch=vit_micro_patch16_dinov3", "model.drop_path_rate=0.5"],
+    )
+    meta = build_meta_arch(cfg)
+    meta.set_gram_teacher()
+    meta.train()
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        for teacher in (meta.teacher.backbone, meta.gram_teacher):
+            first = teacher.forward_features(x)["cls"]
+            assert torch.equal(first, teacher.forward_features(x)["cls"])
+        student = meta.student.backbone
+        assert not torch.equal(
+            student.forward_features(x)["cls"], student.forward_features(x)["cls"]
+        )

@@ -82,8 +82,17 @@ class SelfDistillation(nn.Module):
         self.student = student
         self.teacher = copy.deepcopy(student)
         self.teacher.requires_grad_(False)
+        self.teacher.eval()
         self.gram_teacher: MaskableViT | None = None
         self.weights = weights or LossWeights()
+
+    def train(self, mode: bool = True) -> SelfDistillation:
+        """Set the student's mode; the teachers always stay in eval mode (no drop path)."""
+        super().train(mode)
+        self.teacher.eval()
+        if self.gram_teacher is not None:
+            self.gram_teacher.eval()
+        return self
 
     # ------------------------------------------------------------------ teachers
     @torch.no_grad()

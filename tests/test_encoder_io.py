@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from braindino.errors import BrainDinoError
-from braindino.models import create_backbone, load_encoder, save_encoder
+from braindino.models import create_backbone, load_encoder, random_like, save_encoder
 
 ARCH = "vit_micro_patch16_dinov3"
 PREPROCESSING = {"orientation": "RAS", "normalise": "robust_zscore", "slice_size": 224}
@@ -128,3 +128,19 @@ def test_hub_encoder_offline_fails_with_one_clear_error(monkeypatch):
     with pytest.raises(BrainDinoError) as info:
         load_encoder("vit_small_patch16_dinov3.lvd1689m")
     assert "network" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_random_like_keeps_the_init_arguments_and_draws_new_weights():
+    """The --compare random baseline: same architecture and LayerScale init as the encoder."""
+    encoder = create_backbone(ARCH, img_size=64, init_values=1.0).eval()
+    twin = random_like(encoder, seed=3)
+    assert twin.timm_kwargs == encoder.timm_kwargs
+    gammas = [p for n, p in twin.named_parameters() if n.endswith("gamma_1")]
+    assert gammas and all(torch.all(g == 1.0) for g in gammas)
+    assert not torch.equal(
+        twin.vit.blocks[0].attn.qkv.weight, encoder.vit.blocks[0].attn.qkv.weight
+    )
+    assert torch.equal(random_like(encoder, seed=3).vit.cls_token, twin.vit.cls_token)
+    with torch.no_grad():  # LayerScale 1 lets the CLS token see the image (1e-5 would not)
+        cls = twin(torch.randn(4, 1, 64, 64))
+    assert torch.cdist(cls, cls).max() > 1e-2

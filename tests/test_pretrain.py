@@ -211,6 +211,8 @@ def test_export_loads_with_braindino_and_timm(shards, tmp_path):
         pooled = model.forward_head(model.forward_features(x), pre_logits=True)
         np.testing.assert_allclose(pooled.numpy(), expected.numpy(), atol=1e-5)
     assert config["extra"]["preprocessing"]["slices"]["size"] == 64
+    for key, value in trainer.cfg.model.kwargs.items():  # e.g. tiny's LayerScale init_values
+        assert config["timm_kwargs"][key] == value
 
 
 def test_teachers_never_use_drop_path():

@@ -33,7 +33,7 @@ from braindino.errors import BrainDinoError, ConfigError
 from braindino.features import FeatureCache, encoder_preprocess
 from braindino.heads import build_head, fit_head, predict
 from braindino.metrics import knn_accuracy
-from braindino.models import load_encoder
+from braindino.models import MaskableViT, load_encoder, random_like
 from braindino.tasks import (
     cache_dir,
     ensure_splits,
@@ -245,20 +245,20 @@ def run_downstream(options: RunOptions) -> dict[str, Any]:
     results: list[dict] = []
     predictions, attention = [], []
     reference_preprocess: dict | None = None
-    reference_arch = ""
+    reference: MaskableViT | None = None
     skipped: dict[str, str] = {}
     for label, spec in encoders:
         _say(f"[{task.name}] encoder {label}: {spec}", options.progress)
         try:
-            encoder = _load(spec, reference_arch)
+            encoder = _load(spec, reference)
         except BrainDinoError as exc:
             if spec != "natural":
                 raise
             skipped[label] = str(exc)
             _say(f"  skipped {label}: not available ({exc})", options.progress)
             continue
-        if reference_preprocess is None:
-            reference_arch = encoder.arch
+        if reference is None:
+            reference = encoder
             reference_preprocess = OmegaConf.to_container(
                 encoder_preprocess(encoder, options.preprocess or None), resolve=True
             )
@@ -310,10 +310,11 @@ def run_downstream(options: RunOptions) -> dict[str, Any]:
     )
 
 
-def _load(spec: str, reference_arch: str):
-    """The encoder behind a spec (``random`` / ``natural`` resolved)."""
-    if spec == "random":
-        return load_encoder(f"random:{reference_arch}")
+def _load(spec: str, reference: MaskableViT | None):
+    """The encoder behind a spec: ``random`` is a random-init twin of the main encoder (same
+    architecture and init arguments), ``natural`` timm's natural-image ViT-S/16."""
+    if spec == "random" and reference is not None:
+        return random_like(reference)
     if spec == "natural":
         return load_encoder(NATURAL_IMAGE)
     return load_encoder(spec)

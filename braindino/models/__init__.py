@@ -2,7 +2,12 @@
 
 from braindino.models.archs import BRAINDINO_ARCHS, available_archs, resolve_arch
 from braindino.models.backbone import MaskableViT
-from braindino.models.encoder_io import load_encoder, read_encoder_config, save_encoder
+from braindino.models.encoder_io import (
+    load_encoder,
+    random_like,
+    read_encoder_config,
+    save_encoder,
+)
 from braindino.models.factory import create_backbone
 from braindino.models.heads import DINOHead, PrototypeLayer
 
@@ -14,6 +19,7 @@ __all__ = [
     "available_archs",
     "create_backbone",
     "load_encoder",
+    "random_like",
     "read_encoder_config",
     "resolve_arch",
     "save_encoder",

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from braindino.errors import BrainDinoError, ConfigError
+from braindino.models.archs import RESERVED_KWARGS
 from braindino.models.backbone import MaskableViT
 from braindino.models.factory import build_timm_model, create_backbone
 
@@ -172,6 +173,32 @@ def load_encoder(
         model.source = f"timm:{text}"
         model.extra = {"pretrained_cfg": {k: cfg.get(k) for k in ("mean", "std", "input_size")}}
     return model.to(map_location).eval()
+
+
+def random_like(encoder: MaskableViT, seed: int = 0) -> MaskableViT:
+    """A random-init copy of ``encoder``'s architecture, built with the same timm arguments
+    (LayerScale ``init_values`` included), in eval mode: the fair random baseline for it.
+
+    ``random:<arch>`` uses timm's defaults instead (for the DINOv3 ViTs LayerScale 1e-5, which makes
+    every CLS token nearly identical), so comparing a pretrained encoder built with other init
+    arguments against it would measure the initialisation, not the pretraining.
+    """
+    kwargs = {
+        k: v
+        for k, v in encoder.timm_kwargs.items()
+        if k not in RESERVED_KWARGS and k not in ("img_size", "in_chans")
+    }
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = create_backbone(
+            encoder.arch,
+            img_size=encoder.timm_kwargs.get("img_size", 224),
+            in_chans=encoder.in_chans,
+            **kwargs,
+        )
+    model.source = f"{RANDOM_PREFIX}like:{encoder.source}:seed={seed}"
+    model.extra = {}
+    return model.to(next(encoder.parameters()).device).eval()
 
 
 def read_encoder_config(folder: Path) -> dict[str, Any]:

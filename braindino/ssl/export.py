@@ -21,8 +21,12 @@ def export_run(run_or_checkpoint: str | Path, out_dir: str | Path) -> Path:
     path = resolve_checkpoint(run_or_checkpoint, "RUN_DIR")
     state = load_checkpoint(path)
     cfg = OmegaConf.create(state["config"])
+    kwargs = OmegaConf.to_container(cfg.model.get("kwargs") or OmegaConf.create({}))
     backbone = create_backbone(
-        cfg.model.arch, img_size=int(cfg.model.img_size), in_chans=int(cfg.model.in_chans)
+        cfg.model.arch,
+        img_size=int(cfg.model.img_size),
+        in_chans=int(cfg.model.in_chans),
+        **kwargs,
     )
     prefix = "backbone."
     weights = {k[len(prefix) :]: v for k, v in state["teacher"].items() if k.startswith(prefix)}

@@ -247,3 +247,62 @@ def test_wrong_script_and_missing_demo_encoder_fail_in_one_line(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown task 'nope'" in err and "adni" in err
+
+
+@pytest.fixture(scope="module")
+def oasis(tmp_path_factory) -> Path:
+    """A 12-subject synthetic OASIS cohort in its native layout."""
+    from braindino.synth.cohort import generate_cohort
+
+    out = tmp_path_factory.mktemp("oasis")
+    generate_cohort(out, subjects={"oasis": 12}, seed=1, pool_subjects=0, baseline=False,
+                    progress=False)  # fmt: skip
+    return out / "OASIS"
+
+
+def _cosine_knn(train_x, train_y, test_x, k: int) -> np.ndarray:
+    """Majority vote of the k most cosine-similar training rows (ties: smallest label)."""
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    nearest = np.argsort(-(unit(test_x) @ unit(train_x).T), axis=1, kind="stable")[:, :k]
+    votes = train_y[nearest]
+    return np.array([np.bincount(v, minlength=2).argmax() for v in votes])
+
+
+def test_knn_scores_test_subjects_against_training_neighbours_only(
+    adni, oasis, cache, tmp_path, monkeypatch
+):
+    pooled, manifests = [], []  # what the runner pools (train rows, then test rows), its manifest
+    real_pooled, real_rows = runner.pooled, runner.split_rows
+
+    def record_pooled(samples, rows):
+        pooled.append((rows, real_pooled(samples, rows)))
+        return pooled[-1][1]
+
+    monkeypatch.setattr(runner, "pooled", record_pooled)
+    monkeypatch.setattr(runner, "split_rows", lambda m: manifests.append(m) or real_rows(m))
+    out = tmp_path / "knn"
+    roots = ["--set", f"data.source_roots.adni={adni}", "--set", f"data.source_roots.oasis={oasis}"]
+    assert main("knn", args("knn", adni, out, cache, "--label-fraction", "1", *roots)) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    (result,) = metrics["results"]
+    splits = pd.read_csv(out / "splits.csv", dtype={"subject": str})
+    assert set(splits["subject"].str.split("/").str[0]) == {"adni", "oasis"}
+    train = splits[splits["split"] == "train"]
+    test = splits[splits["split"] == "test"]
+    predictions = pd.read_csv(out / "predictions.csv", dtype={"subject": str})
+    assert sorted(predictions["subject"]) == sorted(test["subject"])
+    ((train_rows, train_x), (test_rows, test_x)), (manifest,) = pooled, manifests
+    assert len(train_x) == result["n_train"] == len(train) and len(test_x) == len(test)
+    subjects = manifest["subject"].astype(str).to_numpy()
+    assert set(subjects[train_rows]) == set(train["subject"])  # neighbours: training subjects only
+    assert set(subjects[test_rows]) == set(test["subject"])
+    # independent k-NN (numpy cosine similarity + majority vote) on the same pooled features
+    label = dict(zip(splits["subject"], splits["stratum"].map({"normal": 0, "impaired": 1})))
+    train_y = np.array([label[s] for s in subjects[train_rows]])
+    test_y = np.array([label[s] for s in subjects[test_rows]])
+    for k in (1, 3, 5):
+        expected = np.mean(_cosine_knn(train_x, train_y, test_x, k) == test_y)
+        assert result["metrics"][f"knn_accuracy@{k}"]["value"] == pytest.approx(expected)
+    for k in (20, 50):  # more neighbours than training subjects: undefined, reported as n/a
+        assert k > len(train_x) and result["metrics"][f"knn_accuracy@{k}"]["value"] is None
+    assert "n/a" in (out / "report.md").read_text()

@@ -7,15 +7,20 @@ a small dataset with a large weight is revisited more often). Items are generate
 ``BLOCK_SIZE`` positions, each block from its own generator seeded by ``(seed, block)``, so any
 position can be produced without replaying the stream.
 
-Sharing: rank ``r`` of ``W`` reads global positions ``start + r + W*j`` for ``j = 0, 1, …``; inside
-a rank, DataLoader worker ``w`` of ``K`` (when the sampler is iterated inside workers, e.g. by an
-IterableDataset) reads the rank's positions in chunks of ``worker_chunk``, chunk ``c`` going to
-worker ``c % K``. Positions are therefore disjoint across ranks and workers, and with
-``worker_chunk`` equal to the per-worker batch size DataLoader's round-robin over workers hands the
-trainer exactly the rank's stream in order.
+Sharing: the stream is cut into chunks of ``rank_chunk`` consecutive positions dealt to the ranks
+in turn: rank ``r`` of ``W`` reads chunks ``r, r + W, r + 2W, …`` (with ``rank_chunk = 1``:
+positions ``start + r + W*j``). With ``rank_chunk`` equal to the per-process batch, step ``t``'s
+global batch is the contiguous range ``[t*W*b, (t+1)*W*b)`` and rank ``r`` holds its ``r``-th
+slice, so ``W`` processes with batch ``b`` see the same samples, in the same order, as one
+process with batch ``W*b``. Inside a rank, DataLoader worker ``w`` of ``K`` (when the sampler
+is iterated inside workers, e.g. by an IterableDataset) reads the rank's positions in chunks of
+``worker_chunk``, chunk ``c`` going to worker ``c % K``. Positions are therefore disjoint across
+ranks and workers, and with ``worker_chunk`` equal to the per-worker batch size DataLoader's
+round-robin over workers hands the trainer exactly the rank's stream in order.
 
 Resume: ``state_dict()`` records the global position reached; ``load_state_dict`` continues from
-it, even with a different number of ranks.
+it, even with a different number of ranks. With ``rank_chunk > 1`` the position is rounded up to
+whole chunks (the trainer always consumes whole chunks, i.e. whole batches).
 
 Memory: one int32/int64 array of slice indices sorted by dataset (4–8 bytes per slice), nothing
 per slice in Python.
@@ -46,6 +51,7 @@ class WeightedSliceSampler(Sampler[int]):
         samples_per_epoch: items one iteration over the sampler yields on this rank; ``None``
             gives an endless stream. Successive iterations continue the stream.
         worker_chunk: consecutive rank positions handed to one DataLoader worker (see module doc).
+        rank_chunk: consecutive global positions dealt to one rank at a time (see module doc).
     """
 
     def __init__(
@@ -57,10 +63,17 @@ class WeightedSliceSampler(Sampler[int]):
         world_size: int = 1,
         samples_per_epoch: int | None = None,
         worker_chunk: int = 1,
+        rank_chunk: int = 1,
     ) -> None:
         ids = np.asarray(dataset_ids)
         probs = np.asarray(weights, dtype=np.float64).ravel()
         _check_inputs(ids, probs, rank, world_size, samples_per_epoch, worker_chunk)
+        if not isinstance(rank_chunk, int) or rank_chunk < 1:
+            raise DataError(
+                f"rank_chunk must be an integer >= 1, got {rank_chunk!r}",
+                path="rank_chunk",
+                fix="use the per-process batch size",
+            )
         counts = np.bincount(ids, minlength=len(probs))
         empty = np.flatnonzero((counts == 0) & (probs > 0))
         if len(empty):
@@ -81,6 +94,7 @@ class WeightedSliceSampler(Sampler[int]):
         self.world_size = world_size
         self.samples_per_epoch = samples_per_epoch
         self.worker_chunk = worker_chunk
+        self.rank_chunk = rank_chunk
         self._start = 0  # global position where this rank's stream begins
         self._yielded = 0  # rank positions handed out since _start
         self._block_cache: tuple[int, np.ndarray] | None = None
@@ -119,7 +133,9 @@ class WeightedSliceSampler(Sampler[int]):
     def rank_indices(self, first: int, count: int) -> np.ndarray:
         """Return ``count`` items of this rank's stream starting at rank position ``first``."""
         rank_pos = np.arange(first, first + count, dtype=np.int64)
-        return self.global_indices(self._start + self.rank + self.world_size * rank_pos)
+        chunk, within = np.divmod(rank_pos, self.rank_chunk)
+        dealt = (chunk * self.world_size + self.rank) * self.rank_chunk + within
+        return self.global_indices(self._start + dealt)
 
     def __iter__(self) -> Iterator[int]:
         info = get_worker_info()
@@ -165,9 +181,10 @@ class WeightedSliceSampler(Sampler[int]):
         when a DataLoader prefetches ahead of the trainer (e.g. ``iterations_done * batch``).
         """
         used = self._yielded if consumed is None else int(consumed)
+        whole_chunks = -(-used // self.rank_chunk)  # a partly used chunk counts as used
         return {
             "seed": self.seed,
-            "global_position": self._start + self.world_size * used,
+            "global_position": self._start + self.world_size * self.rank_chunk * whole_chunks,
             "num_slices": self.num_slices,
             "weights": self._weights.tolist(),
         }

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from braindino.data.multicrop import stack_slice_samples
+from braindino.data.multicrop import MultiCropAugmentation, stack_slice_samples
 from braindino.data.sampler import WeightedSliceSampler
 from braindino.data.shards import SliceShardReader
 from braindino.errors import ConfigError
@@ -59,7 +59,8 @@ def build_loader(
 ) -> tuple[DataLoader, WeightedSliceSampler]:
     """An endless loader of ``(uint8 [B, S, S], scale [B], offset [B])`` batches for this rank.
 
-    Workers take whole batches in turn (``worker_chunk = batch_size``), so the rank sees its
+    Rank ``r`` gets the ``r``-th slice of each global batch (``rank_chunk = batch_size``) and
+    workers take whole batches in turn (``worker_chunk = batch_size``), so the rank sees its
     share of the global stream in order; ``sampler_state`` continues a saved stream exactly.
     """
     sampler = WeightedSliceSampler(
@@ -69,6 +70,7 @@ def build_loader(
         rank=rank,
         world_size=world_size,
         worker_chunk=batch_size,
+        rank_chunk=batch_size,
     )
     if sampler_state is not None:
         sampler.load_state_dict(sampler_state)
@@ -89,3 +91,51 @@ def build_loader(
 def to_device(batch: tuple[torch.Tensor, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
     """Move a loader batch to the device (non-blocking from pinned memory)."""
     return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+def augment_groups(
+    augment: MultiCropAugmentation,
+    images: torch.Tensor,
+    scale: torch.Tensor,
+    offset: torch.Tensor,
+    seeds: Sequence[int],
+) -> dict[str, torch.Tensor]:
+    """Augment a batch as ``len(seeds)`` equal groups of consecutive slices, group ``k`` drawn
+    from a generator seeded by ``seeds[k]``, joined into one batch in the augmentation's layout.
+
+    The crops and masks of a slice then depend only on its group's seed, not on which process
+    holds the group or how many groups a process holds (each group is one vectorised call, so the
+    masked-crop count per group follows DINOv2's per-batch rule).
+    """
+    b, count = images.shape[0], len(seeds)
+    if count < 1 or b % count:
+        raise ConfigError(
+            f"a batch of {b} slices does not split into {count} equal augmentation groups",
+            path="data.augment_group",
+            fix="use a group size that divides data.batch_size_per_device",
+        )
+    g = b // count
+    parts = [
+        augment(
+            images[k * g : (k + 1) * g],
+            scale[k * g : (k + 1) * g],
+            offset[k * g : (k + 1) * g],
+            generator=torch.Generator().manual_seed(int(seed)),
+        )
+        for k, seed in enumerate(seeds)
+    ]
+    if count == 1:
+        return parts[0]
+
+    def join(key: str) -> torch.Tensor:  # crop-major rows: crop c of slice i is row c*B + i
+        chunks = [p[key] for p in parts]
+        crops = chunks[0].shape[0] // g
+        stacked = [c.reshape(crops, g, *c.shape[1:]) for c in chunks]
+        return torch.cat(stacked, 1).reshape(crops * b, *chunks[0].shape[1:])
+
+    out = {key: join(key) for key in ("global_crops", "local_crops", "masks", "mask_counts")}
+    masks = out["masks"]
+    out["mask_indices"] = masks.flatten().nonzero().squeeze(1)
+    weights = 1.0 / out["mask_counts"].clamp(min=1).float()
+    out["mask_weights"] = weights[out["mask_indices"] // masks.shape[1]]
+    return out

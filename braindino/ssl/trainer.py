@@ -1,8 +1,10 @@
 """The pretraining loop: one code path for 1 CPU process, N CPU processes (gloo) and N GPUs.
 
-Every iteration's randomness (augmentation, masks, drop path) is seeded from (seed, iteration,
-rank), and the sampler position, optimiser and teachers are checkpointed, so an interrupted and
-resumed run reaches the same weights as an uninterrupted one.
+Every iteration's randomness is seeded from (seed, iteration, ...): the augmentation and masks of
+each group of ``data.augment_group`` consecutive slices of the global batch from its group index
+(so W processes with batch b crop and mask exactly like one process with batch W*b when the group
+size is the same), drop path from the rank. The sampler position, optimiser and teachers are
+checkpointed, so an interrupted and resumed run reaches the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from braindino.ssl.build import (
     build_schedules,
     resolve_checkpoint,
 )
-from braindino.ssl.data import build_loader, sampling_weights, to_device
+from braindino.ssl.data import augment_groups, build_loader, sampling_weights, to_device
 from braindino.ssl.meta_arch import SelfDistillation
 from braindino.ssl.param_groups import apply_schedule_values, clip_gradients
 
@@ -60,6 +62,18 @@ def _accelerator(cfg: DictConfig):
             f"unknown precision '{precision}'", path="run.precision", fix="auto|bf16|fp32"
         )
     return Accelerator(cpu=use_cpu, mixed_precision="bf16" if precision == "bf16" else "no")
+
+
+def _augment_group(cfg: DictConfig, batch_size: int) -> int:
+    group = cfg.data.augment_group
+    group = batch_size if group is None else int(group)
+    if group < 1 or batch_size % group:
+        raise ConfigError(
+            f"data.augment_group={group} does not divide data.batch_size_per_device={batch_size}",
+            path="data.augment_group",
+            fix="use a divisor of the per-process batch, or null (the whole batch)",
+        )
+    return group
 
 
 def _open_shards(cfg: DictConfig) -> SliceShardReader:
@@ -104,6 +118,7 @@ class Trainer:
         self.run_dir = Path(cfg.run.out)
         self.reader = _open_shards(cfg)
         self.batch_size = int(cfg.data.batch_size_per_device)
+        self.augment_group = _augment_group(cfg, self.batch_size)
         self.seed = int(cfg.run.seed)
         torch.manual_seed(self.seed)  # identical initial weights on every rank
         self.meta: SelfDistillation = build_meta_arch(cfg)
@@ -215,11 +230,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def _batch(self, raw: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        seed = step_seed(self.seed, self.step, self.rank)
-        torch.manual_seed(seed)  # drop path and anything else drawing from the global RNG
-        gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(step_seed(self.seed, self.step, self.rank))  # drop path etc.
+        # Augmentation group k of the global batch (consecutive slices) is seeded by k, so the
+        # crops do not depend on how the global batch is split over processes.
+        groups = self.batch_size // self.augment_group
+        first = self.rank * groups
+        seeds = [step_seed(self.seed, self.step, first + k) for k in range(groups)]
         images, scale, offset = to_device(raw, self.acc.device)
-        return self.augment(images, scale, offset, generator=gen)
+        return augment_groups(self.augment, images, scale, offset, seeds)
 
     def _train_step(self, batch: dict, values: dict) -> dict[str, torch.Tensor] | None:
         apply_schedule_values(

@@ -5,7 +5,7 @@ export → frozen k-NN probes of the exported encoder against the same architect
 initialisation → ``downstream/classify.py --task adni --compare`` report. Every step resumes: a
 second ``make demo`` reuses what the first one finished.
 
-    python -m braindino.demo --out demo_out [--subjects 160] [--stage1-epochs 12]
+    python -m braindino.demo --out demo_out [--subjects 400] [--stage1-epochs 12]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from braindino.cli import run_cli
+from braindino.tasks.synthetic import DEFAULT_SUBJECTS
 
 SHARD_PREPROCESS = ("preprocess.slices.size=64", "preprocess.spacing=[2.0,2.0,2.0]")
 
@@ -108,7 +109,13 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    parser.add_argument("--subjects", type=int, default=160, help="synthetic subjects")
+    parser.add_argument(
+        "--subjects",
+        type=int,
+        default=DEFAULT_SUBJECTS,
+        help=f"synthetic subjects (default {DEFAULT_SUBJECTS}; an existing cohort in the cache "
+        "is reused as it is)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes for data preparation")
     parser.add_argument("--stage1-epochs", type=int, default=12, help="20 iterations each")

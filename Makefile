@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.braindino-installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test lint format clean
+.PHONY: demo test integration lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
+
+# The SLURM integration suite (slurm/local_cluster.sh; root, installs slurm-wlm + munge if missing).
+integration: $(STAMP)
+	BRAINDINO_INTEGRATION=1 $(PY) -m pytest -q tests/integration
 
 lint: $(STAMP)
 	$(PY) -m ruff check --fix .

@@ -3,7 +3,8 @@
 ``load_task(name, overrides)`` -> merged task config; ``load_manifest(task, root)`` -> the task's
 samples read from the dataset's native layout (or the synthetic cohort when no root is given);
 ``make_splits`` / ``ensure_splits`` -> subject-level stratified train/val/test;
-``label_fraction_subjects`` -> fixed-seed label-scarcity subsets of the training split.
+``label_fraction_subjects`` -> fixed-seed label-scarcity subsets of the training split;
+``segmentation_manifest`` -> a segmentation task's cases (images + label map).
 """
 
 from braindino.tasks.fractions import label_fraction_subjects
@@ -11,6 +12,7 @@ from braindino.tasks.images import subject_key
 from braindino.tasks.labels import normalise_value
 from braindino.tasks.manifest import data_root, load_manifest
 from braindino.tasks.registry import available_tasks, load_task
+from braindino.tasks.segmentation import segmentation_manifest
 from braindino.tasks.splits import (
     SPLITS,
     ensure_splits,
@@ -36,6 +38,7 @@ __all__ = [
     "make_splits",
     "normalise_value",
     "save_splits",
+    "segmentation_manifest",
     "subject_key",
     "synthetic_root",
     "with_splits",

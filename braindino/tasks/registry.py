@@ -14,7 +14,7 @@ from braindino.errors import ConfigError
 
 TASK_DIR = CONFIG_DIR / "tasks"
 DEFAULTS = TASK_DIR / "default.yaml"
-TARGETS = ("class", "regression", "survival")
+TARGETS = ("class", "regression", "survival", "segmentation")
 ADAPTERS = ("table", "folders", "csv", "union")
 SCANS = ("first", "all")
 TRANSFORMS = (None, "log1p")
@@ -100,8 +100,10 @@ def validate_task(cfg: DictConfig) -> None:
         raise ConfigError(
             f"target '{cfg.target}' is not one of {', '.join(TARGETS)}",
             path=where,
-            fix="set target: class, regression or survival",
+            fix="set target: class, regression, survival or segmentation",
         )
+    if cfg.target == "segmentation":
+        validate_segmentation(cfg)
     data = cfg.data
     if data.adapter not in ADAPTERS:
         raise ConfigError(
@@ -163,3 +165,44 @@ def validate_task(cfg: DictConfig) -> None:
                 path=where,
                 fix="use e.g. [0.01, 0.1, 1.0]",
             )
+
+
+def validate_segmentation(cfg: DictConfig) -> None:
+    """Raise ConfigError when a segmentation task's mask role, labels or regions do not fit."""
+    where = f"task {cfg.name}"
+    seg = cfg.segmentation
+    inputs = as_list(cfg.data.inputs)
+    if seg.mask_input is None or str(seg.mask_input) not in inputs[1:]:
+        raise ConfigError(
+            f"segmentation.mask_input {seg.mask_input!r} is not one of data.inputs after the "
+            f"first image ({inputs})",
+            path=where,
+            fix="list the image roles, then the label map's role, in data.inputs",
+        )
+    try:
+        values = {int(k) for k in seg.labels}
+        regions = {str(name): [int(v) for v in as_list(vals)] for name, vals in seg.regions.items()}
+    except ValueError as exc:
+        raise ConfigError(
+            f"segmentation label values must be integers ({exc})",
+            path=where,
+            fix="write labels as {1: necrotic_core, ...} and regions as {WT: [1, 2, 4]}",
+        ) from exc
+    if not values or 0 in values:
+        raise ConfigError(
+            "segmentation.labels needs the non-zero label values (0 is background)",
+            path=where,
+            fix="write e.g. labels: {1: lesion}",
+        )
+    for name, members in regions.items():
+        if not members or not set(members) <= values:
+            raise ConfigError(
+                f"segmentation region {name} unites {members}, not a subset of the labels "
+                f"{sorted(values)}",
+                path=where,
+                fix="list label values from segmentation.labels",
+            )
+    if not regions:
+        raise ConfigError(
+            "segmentation.regions is empty", path=where, fix="write e.g. regions: {lesion: [1]}"
+        )

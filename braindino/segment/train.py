@@ -1,0 +1,131 @@
+"""Training one segmentation head: Dice + cross-entropy on augmented, foreground-oversampled
+slice batches; the model state kept is the one with the best validation Dice (selection on the
+validation split only; the test split is never seen here)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from braindino.losses import dice_loss
+from braindino.segment.augment import AugmentSettings, augment_batch
+from braindino.segment.cases import CaseSlices
+from braindino.segment.model import SegmentationModel
+from braindino.segment.sampling import SliceSampler
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation of one head (AdamW, cosine decay after a short warm-up)."""
+
+    epochs: int = 20
+    steps_per_epoch: int | None = None  # default: training slices / batch size
+    batch_size: int = 16
+    lr: float = 1e-3
+    encoder_lr: float = 1e-5  # only used with an unfrozen encoder
+    weight_decay: float = 1e-4
+    foreground_fraction: float = 0.5
+    augment: AugmentSettings | None = field(default_factory=AugmentSettings)
+    patience: int | None = 10  # epochs without a better validation Dice before stopping
+    progress: bool = False
+
+
+@torch.inference_mode()
+def predict_proba(model: SegmentationModel, images: np.ndarray, batch: int = 32) -> np.ndarray:
+    """Softmax class probabilities ``[n, K, S, S]`` (float32) of slices ``[n, M, S, S]``."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch):
+        x = torch.from_numpy(np.asarray(images[start : start + batch], np.float32))
+        out.append(torch.softmax(model(x).float(), dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+def slice_grid_dice(
+    model: SegmentationModel, cases: list[CaseSlices], regions: dict[str, list[int]]
+) -> float:
+    """Mean over cases and regions of the Dice on the cases' slice grids (BraTS empty rule)."""
+    scores = []
+    for case in cases:
+        predicted = predict_proba(model, case.images).argmax(axis=1)
+        truth = np.asarray(case.labels)
+        for classes in regions.values():
+            p, t = np.isin(predicted, classes), np.isin(truth, classes)
+            total = p.sum() + t.sum()
+            scores.append(1.0 if total == 0 else 2.0 * (p & t).sum() / total)
+    return float(np.mean(scores))
+
+
+def _own_state(model: SegmentationModel) -> dict:
+    """A copy of the trained tensors (head, mixer; the encoder only when unfrozen)."""
+    return {
+        k: v.detach().clone()
+        for k, v in model.state_dict().items()
+        if model.unfreeze_encoder or not k.startswith("encoder.")
+    }
+
+
+def train_head(
+    model: SegmentationModel,
+    train: list[CaseSlices],
+    val: list[CaseSlices],
+    regions: dict[str, list[int]],
+    settings: TrainSettings,
+    seed: int,
+) -> dict:
+    """Train ``model`` in place and load its best-validation state; returns the history
+    (per epoch: mean loss, validation Dice) and the selected epoch."""
+    sampler = SliceSampler(train, settings.foreground_fraction)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    steps = settings.steps_per_epoch or max(1, math.ceil(len(sampler) / settings.batch_size))
+    total = steps * settings.epochs
+    optimiser = torch.optim.AdamW(
+        model.trainable_groups(settings.lr, settings.encoder_lr), weight_decay=settings.weight_decay
+    )
+    warmup = max(1, total // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser,
+        lambda s: (
+            min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+        ),
+    )
+    history: dict = {"loss": [], "val_dice": [], "best_epoch": None, "steps_per_epoch": steps}
+    best, best_state, stale = -math.inf, None, 0
+    bar = tqdm(total=total, desc="train", disable=not settings.progress, leave=False)
+    for epoch in range(settings.epochs):
+        model.train()
+        losses = []
+        for _ in range(steps):
+            images, labels = sampler.draw(settings.batch_size, rng)
+            if settings.augment is not None:
+                images, labels = augment_batch(images, labels, gen, settings.augment)
+            logits = model(images)
+            loss = F.cross_entropy(logits, labels) + dice_loss(logits, labels)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            losses.append(loss.item())
+            bar.update()
+        score = slice_grid_dice(model, val or train, regions)
+        history["loss"].append(float(np.mean(losses)))
+        history["val_dice"].append(score)
+        bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_dice=f"{score:.3f}")
+        if score > best:
+            best, stale, history["best_epoch"] = score, 0, epoch
+            best_state = _own_state(model)
+        else:
+            stale += 1
+            if settings.patience is not None and stale >= settings.patience:
+                break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state, strict=False)
+    history["selected_on"] = "validation" if val else "training (no validation split)"
+    return history

@@ -97,6 +97,7 @@ def runs(shards, tmp_path_factory):  # noqa: F811
     mp.spawn(_worker, args=(_free_port(), str(shards), str(out)), nprocs=2, join=True)
     two = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
     one = _train_and_record(str(shards), str(out / "one"), 2 * B)
+    one["run"], two[0]["run"] = out / "one" / "run", out / "two" / "run"
     return one, two
 
 
@@ -142,3 +143,32 @@ def test_weights_identical_on_both_ranks_and_close_to_one_process(runs):
         float((one["student"][n] - one["initial_student"][n]).abs().max()) for n in one["student"]
     )
     assert shift > 100 * 1e-5
+
+
+def _logged(run: Path, tag: str) -> list[float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    return [e.value for e in sorted(events.Scalars(tag), key=lambda e: e.step)]
+
+
+def test_logged_losses_are_those_of_the_global_batch(runs):
+    one, two = runs
+    for tag in ("loss/total", "loss/ibot"):
+        single, double = _logged(one["run"], tag), _logged(two[0]["run"], tag)
+        assert len(single) == len(double) == STEPS
+        assert double == pytest.approx(single, rel=1e-4, abs=1e-6), tag
+
+
+def test_fsdp_launch_stops_with_a_clear_error():
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from braindino.errors import ConfigError
+    from braindino.ssl.trainer import _check_distribution
+
+    with pytest.raises(ConfigError, match=r"FSDP.*BRAINDINO_FSDP=0"):
+        _check_distribution(SimpleNamespace(distributed_type=DistributedType.FSDP))
+    _check_distribution(SimpleNamespace(distributed_type=DistributedType.MULTI_CPU))

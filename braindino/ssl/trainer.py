@@ -64,6 +64,19 @@ def _accelerator(cfg: DictConfig):
     return Accelerator(cpu=use_cpu, mixed_precision="bf16" if precision == "bf16" else "no")
 
 
+def _check_distribution(acc) -> None:
+    """DDP (one full copy per process) is what the EMA teacher and the checkpoints support."""
+    kind = str(getattr(acc.distributed_type, "value", acc.distributed_type))
+    if kind in ("FSDP", "DEEPSPEED"):
+        raise ConfigError(
+            f"the pretrainer does not support {kind} yet: its EMA teacher update and checkpoints "
+            "need the full (unsharded) student parameters",
+            path="accelerate config",
+            fix="launch without an FSDP/DeepSpeed config (DDP; BRAINDINO_FSDP=0 with "
+            "slurm/pretrain.sbatch) and a smaller per-device batch for large models",
+        )
+
+
 def _augment_group(cfg: DictConfig, batch_size: int) -> int:
     group = cfg.data.augment_group
     group = batch_size if group is None else int(group)
@@ -114,6 +127,7 @@ class Trainer:
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
         self.acc = _accelerator(cfg)
+        _check_distribution(self.acc)
         self.rank, self.world = self.acc.process_index, self.acc.num_processes
         self.run_dir = Path(cfg.run.out)
         self.reader = _open_shards(cfg)
@@ -272,6 +286,15 @@ class Trainer:
         logs.update({f"grad_norm/{k}": v for k, v in norms.items()})
         return logs
 
+    def _global_mean(self, logs: dict) -> dict[str, torch.Tensor]:
+        """The logged values averaged over processes: the losses of the whole global batch."""
+        if self.world == 1:
+            return logs
+        names = sorted(logs)
+        values = torch.tensor([float(logs[k]) for k in names], device=self.acc.device)
+        values = self.acc.reduce(values, reduction="mean")
+        return dict(zip(names, values.cpu(), strict=True))
+
     def _handle_nonfinite(self) -> None:
         self.nonfinite_in_row += 1
         self.skipped_steps += 1
@@ -323,6 +346,7 @@ class Trainer:
                 self.step += 1
                 bar.update(1)
                 if logs is not None and self.step % int(cfg.run.log_every) == 0:
+                    logs = self._global_mean(logs)
                     elapsed = time.perf_counter() - tick
                     logs.update(_schedule_logs(values, seen / max(elapsed, 1e-9)))
                     self.log.scalars(logs, self.step)

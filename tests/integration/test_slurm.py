@@ -137,6 +137,34 @@ def test_downstream_array_collects_four_rows(cluster, cohort, tmp_path):
     assert all(r["value"] not in ("", "nan") for r in rows)
 
 
+def test_gpu_nodes_get_one_accelerate_launcher_per_node(cluster):
+    """The multi-node GPU launch line, from SLURM's variables (dry run: nothing is trained)."""
+    env = {
+        **cluster.env,
+        "SLURM_JOB_NUM_NODES": "4",
+        "SLURM_GPUS_ON_NODE": "8",
+        "SLURM_JOB_NODELIST": "localnode",
+        "BRAINDINO_DRY_RUN": "1",
+    }
+    done = subprocess.run(
+        ["bash", "slurm/pretrain.sbatch", "--config", "vitl16", "data.shards=/data/a b"],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    line = done.stdout.splitlines()[-1]
+    for part in (
+        "accelerate.commands.launch --num_machines 4 --num_processes 32",
+        "--main_process_ip 127.0.0.1",  # the first node's NodeAddr
+        "--config_file configs/accelerate/ddp_bf16.yaml --machine_rank $SLURM_NODEID",
+        "pretrain/run.py --config vitl16 data.shards=/data/a\\ b",
+    ):
+        assert part in line, line
+    fsdp = subprocess.run(
+        ["bash", "slurm/pretrain.sbatch"], env={**env, "BRAINDINO_FSDP": "1"},
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "--config_file configs/accelerate/fsdp.yaml" in fsdp.stdout
+
+
 def test_zz_stopped_cluster_leaves_nothing_running(cluster):
     """Last in the module: stopping the cluster ends every process it started."""
     pid_files = [

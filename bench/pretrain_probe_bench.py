@@ -1,4 +1,4 @@
-"""Does pretraining help? Frozen k-NN probes of a pretrained teacher vs random init.
+"""Does pretraining help? Frozen-feature probes of a pretrained teacher vs random init.
 
     python -m braindino.synth --out /tmp/cohort --subjects 200 --seed 1
     python pretrain/prepare.py --out /tmp/shards /tmp/cohort/pretrain_pool.csv \\
@@ -7,8 +7,9 @@
         --out /tmp/probe_run schedule.epochs=60
 
 Trains ``configs/pretrain/tiny.yaml`` (+ overrides) on the shards, then prints one JSON line:
-probe scores (balanced accuracy, subject-grouped 5-fold CV) for the random-init and the
-pretrained EMA teacher, the last values of the collapse monitors, and the training time.
+probe scores (balanced accuracy, subject-grouped 5-fold CV; cosine k-NN and logistic regression)
+for the random-init and the pretrained EMA teacher, the last values of the collapse monitors, and
+the training time. Datasets whose (unlabelled) images were pretrained on go in --exclude.
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ def _last_scalars(run: str, tags: list[str]) -> dict[str, float]:
     return {tag: round(events.Scalars(tag)[-1].value, 3) for tag in tags}
 
 
+def _scores(probes: ProbeSet, backbone: torch.nn.Module, k: int) -> dict[str, dict]:
+    return {
+        name: {t: round(v, 3) for t, v in probes.evaluate(backbone, k, classifier=name).items()}
+        for name in ("knn", "logreg")
+    }
+
+
 def main() -> None:
     """Train, probe both encoders, print the comparison."""
     parser = argparse.ArgumentParser(
@@ -41,21 +49,36 @@ def main() -> None:
     parser.add_argument("--cohort", required=True)
     parser.add_argument("--shards", required=True)
     parser.add_argument("--out", required=True, help="run folder")
-    parser.add_argument("--tasks", default="brats_sequence,brain_age,diagnosis")
+    parser.add_argument(
+        "--tasks", default="tumour_slice,stroke_slice,brain_age,diagnosis,brats_sequence"
+    )
     parser.add_argument("--slices", type=int, default=3, help="slices per volume in the probe")
+    parser.add_argument("--pooling", default="cls+patch", help="cls or cls+patch")
+    parser.add_argument("--k", type=int, default=10, help="k-NN neighbours")
+    parser.add_argument("--spacing", type=float, default=2.0, help="probe voxel size (mm)")
+    parser.add_argument("--exclude", default="", help="dataset folders left out of the probes")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the tiny config")
     args = parser.parse_args()
     dotlist = [f"data.shards={args.shards}", f"run.out={args.out}", "run.progress=false"]
     cfg = load_config("pretrain/default", ["pretrain/tiny"], [*dotlist, *args.overrides])
     tasks = args.tasks.split(",")
-    probes = ProbeSet(args.cohort, tasks, int(cfg.model.img_size), args.slices)
+    probes = ProbeSet(
+        args.cohort,
+        tasks,
+        int(cfg.model.img_size),
+        args.slices,
+        preprocess={"spacing": [args.spacing] * 3},
+        pooling=args.pooling,
+        exclude_datasets=[d for d in args.exclude.split(",") if d],
+    )
+    sizes = {task: len(data[1]) for task, data in probes.tasks.items()}
     torch.manual_seed(12345)
-    random_init = probes.evaluate(build_meta_arch(cfg).teacher.backbone)
+    random_init = _scores(probes, build_meta_arch(cfg).teacher.backbone, args.k)
     start = time.perf_counter()
     trainer = Trainer(cfg)
     trainer.fit()
     seconds = time.perf_counter() - start
-    pretrained = probes.evaluate(trainer.meta.teacher.backbone)
+    pretrained = _scores(probes, trainer.meta.teacher.backbone, args.k)
     monitors = _last_scalars(
         args.out,
         ["monitor/teacher_entropy", "monitor/feature_std", "monitor/effective_rank"],
@@ -65,6 +88,7 @@ def main() -> None:
             {
                 "overrides": args.overrides,
                 "iterations": trainer.step,
+                "probe_samples": sizes,
                 "train_seconds": round(seconds),
                 "random_init": random_init,
                 "pretrained": pretrained,

@@ -1,10 +1,15 @@
-"""Frozen-feature k-NN probes on the synthetic cohort: is the encoder learning anatomy/contrast?
+"""Frozen-feature probes on the synthetic cohort: is the encoder learning anatomy/pathology?
 
-A probe task is a set of volumes with a label and a subject (for grouped cross-validation), read
-from the cohort's ``truth.csv`` files. Each volume is preprocessed like the pretraining data; a few
-central axial slices are encoded; the volume's feature is the mean of their normed CLS tokens; the
-score is the balanced accuracy of a cosine k-NN classifier under subject-grouped stratified k-fold
-cross-validation (so no subject is in train and test of one fold).
+A probe task is a set of labelled images with a subject each (for grouped cross-validation), read
+from the cohort's ``truth.csv`` files. Volume tasks (``brats_sequence``, ``brain_age``,
+``diagnosis``) encode a few central axial slices per volume and average their features. Slice
+tasks (``tumour_slice``, ``stroke_slice``) label single axial slices of the central band of each
+volume by whether the ground-truth lesion mask crosses them, pooling every MRI sequence of the
+subject, so the label is pathology while contrast, pose and slice level vary around it. The
+feature of an image is the L2-normalised CLS token (``pooling="cls"``) or that concatenated with
+the L2-normalised mean patch token (``"cls+patch"``, as in DINOv2's linear evaluation). The score
+is the balanced accuracy of a cosine k-NN (or logistic-regression) classifier under
+subject-grouped stratified k-fold cross-validation (no subject in train and test of one fold).
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ import torch
 from braindino.errors import ConfigError, DataError
 
 SEQUENCE_COLUMNS = {"file_T1": "T1", "file_T1c": "T1c", "file_T2": "T2", "file_FLAIR": "FLAIR"}
+VOLUME_TASKS = ("brats_sequence", "brain_age", "diagnosis")
+# slice task -> the truth.csv column that marks its subjects (glioma or stroke cases)
+SLICE_TASKS = {"tumour_slice": "glioma_pattern", "stroke_slice": "lesion_ml"}
+POOLINGS = ("cls", "cls+patch")
 
 
 @dataclass(frozen=True)
@@ -31,10 +40,10 @@ class ProbeItem:
     subject: str
 
 
-def _truth_rows(cohort: Path) -> list[tuple[Path, dict[str, str]]]:
+def _truth_rows(cohort: Path, exclude: Sequence[str] = ()) -> list[tuple[Path, dict[str, str]]]:
     rows = []
     for truth in sorted(cohort.glob("*/truth.csv")):
-        if truth.parent.name == "pretrain_pool":
+        if truth.parent.name in ("pretrain_pool", *exclude):
             continue
         with truth.open(newline="", encoding="utf-8") as handle:
             rows += [(truth.parent, row) for row in csv.DictReader(handle)]
@@ -67,14 +76,15 @@ def _t1_items(rows, label_of) -> list[ProbeItem]:
     return items
 
 
-def probe_items(cohort: str | Path, task: str) -> list[ProbeItem]:
+def probe_items(cohort: str | Path, task: str, exclude: Sequence[str] = ()) -> list[ProbeItem]:
     """The labelled volumes of one probe task.
 
     ``brats_sequence``: the four MRI sequences of every tumour case (4 classes).
     ``brain_age``: healthy/dementia T1 volumes, age above vs below the cohort median (2 classes).
     ``diagnosis``: ADNI/OASIS-like T1 volumes, cognitively normal vs impaired (MCI/AD) (2 classes).
+    Dataset folders named in ``exclude`` (e.g. those used for pretraining) are left out.
     """
-    rows = _truth_rows(Path(cohort))
+    rows = _truth_rows(Path(cohort), exclude)
     if task == "brats_sequence":
         return _sequence_items(rows)
     if task == "brain_age":
@@ -91,7 +101,7 @@ def probe_items(cohort: str | Path, task: str) -> list[ProbeItem]:
     raise ConfigError(
         f"unknown probe task '{task}'",
         path="probe.tasks",
-        fix="use brats_sequence, brain_age or diagnosis",
+        fix=f"use one of {', '.join((*VOLUME_TASKS, *SLICE_TASKS))}",
     )
 
 
@@ -100,18 +110,109 @@ def central_slices(
 ) -> np.ndarray:
     """``count`` evenly spaced axial slices from the central half of a preprocessed volume,
     as float32 z-scores ``[count, size, size]``."""
-    from braindino.io import read_volume
-    from braindino.preprocess import preprocess_config, preprocess_volume
-
-    overrides = {"slices": {"size": size}, **(dict(preprocess) if preprocess else {})}
-    stack = preprocess_volume(read_volume(path), preprocess_config(overrides))
+    stack = _preprocess(path, size, preprocess)
     n = len(stack.z)
     picks = np.linspace(n * 0.25, n * 0.75, count).round().astype(int).clip(0, n - 1)
     return stack.slices[picks].astype(np.float32) * stack.scale + stack.offset
 
 
+def _preprocess(path: Path, size: int, preprocess: Mapping | None):
+    from braindino.io import read_volume
+    from braindino.preprocess import preprocess_config, preprocess_volume
+
+    overrides = {"slices": {"size": size}, **(dict(preprocess) if preprocess else {})}
+    return preprocess_volume(read_volume(path), preprocess_config(overrides))
+
+
+def _evenly(indices: np.ndarray, count: int) -> np.ndarray:
+    if len(indices) <= count:
+        return indices
+    return indices[np.linspace(0, len(indices) - 1, count).round().astype(int)]
+
+
+def lesion_slices(
+    image: Path,
+    mask: Path,
+    size: int,
+    per_class: int = 4,
+    min_fraction: float = 0.002,
+    preprocess: Mapping | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled axial slices of one volume: ``(slices [n, size, size] float32 z-scores,
+    has_lesion bool [n])``.
+
+    Only the central band (20-80 %) of the volume's slices is used. A slice is positive when
+    the mask (any label > 0, resampled like the image) covers at least ``min_fraction`` of its
+    pixels, negative when it covers none; at most ``per_class`` evenly spaced slices of each.
+    """
+    from braindino.io import read_volume
+    from braindino.preprocess import volume_to_slices
+
+    stack = _preprocess(image, size, preprocess)
+    labels = read_volume(mask, check=False).data > 0
+    area = volume_to_slices(labels, stack.z, stack.geometry, order=0).mean(axis=(1, 2))
+    n = len(stack.z)
+    band = np.arange(n)[int(n * 0.2) : int(np.ceil(n * 0.8))]
+    positive = _evenly(band[area[band] >= min_fraction], per_class)
+    negative = _evenly(band[area[band] == 0], per_class)
+    picks = np.concatenate([positive, negative])
+    slices = stack.slices[picks].astype(np.float32) * stack.scale + stack.offset
+    return slices, np.arange(len(picks)) < len(positive)
+
+
+def slice_task(
+    cohort: str | Path,
+    task: str,
+    size: int,
+    per_class: int = 4,
+    preprocess: Mapping | None = None,
+    exclude: Sequence[str] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A slice task's ``(images [n, 1, size, size], labels [n], subjects [n])``.
+
+    ``tumour_slice``: slices of every sequence of each glioma case, tumour (any label) vs none.
+    ``stroke_slice``: T1 slices of each stroke case, lesion vs none.
+    Dataset folders named in ``exclude`` are left out.
+    """
+    marker = SLICE_TASKS[task]
+    images, labels, groups = [], [], []
+    for folder, row in _truth_rows(Path(cohort), exclude):
+        if not row.get(marker) or not row.get("file_seg"):
+            continue
+        for column in SEQUENCE_COLUMNS:
+            if row.get(column):
+                image, mask = folder / row[column], folder / row["file_seg"]
+                slices, positive = lesion_slices(image, mask, size, per_class, 0.002, preprocess)
+                images.append(slices)
+                labels += ["lesion" if p else "clear" for p in positive]
+                groups += [f"{folder.name}/{row['subject']}"] * len(positive)
+    if not images:
+        raise DataError(
+            f"probe task '{task}' found no cases with a lesion mask",
+            path=cohort,
+            fix="generate the cohort with its glioma/stroke datasets (python -m braindino.synth)",
+        )
+    return np.concatenate(images)[:, None], np.array(labels), np.array(groups)
+
+
+def _volume_task(cohort, task, size, count, preprocess, exclude, cache):
+    items = probe_items(cohort, task, exclude)
+    for item in items:
+        if item.path not in cache:
+            cache[item.path] = central_slices(item.path, size, count, preprocess)
+    images = np.stack([cache[item.path] for item in items])
+    labels = np.array([item.label for item in items])
+    groups = np.array([item.subject for item in items])
+    return images, labels, groups
+
+
 class ProbeSet:
-    """The preprocessed slices and labels of several probe tasks, built once and reused."""
+    """The preprocessed images and labels of several probe tasks, built once and reused.
+
+    ``images`` of a task are ``[n, s, size, size]``: n samples of s slices whose features are
+    averaged (s = ``slices_per_volume`` for volume tasks, 1 for slice tasks). Dataset folders
+    in ``exclude_datasets`` (those whose images were pretrained on) are left out of every task.
+    """
 
     def __init__(
         self,
@@ -120,30 +221,39 @@ class ProbeSet:
         image_size: int,
         slices_per_volume: int = 3,
         preprocess: Mapping | None = None,
+        pooling: str = "cls",
+        slices_per_class: int = 4,
+        exclude_datasets: Sequence[str] = (),
     ):
+        if pooling not in POOLINGS:
+            raise ConfigError(
+                f"unknown probe pooling '{pooling}'", path="pooling", fix=f"use one of {POOLINGS}"
+            )
+        self.pooling = pooling
         self.tasks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         cache: dict[Path, np.ndarray] = {}
         for task in tasks:
-            items = probe_items(cohort, task)
-            if len(items) < 10:
+            if task in SLICE_TASKS:
+                data = slice_task(
+                    cohort, task, image_size, slices_per_class, preprocess, exclude_datasets
+                )
+            else:
+                data = _volume_task(
+                    cohort, task, image_size, slices_per_volume, preprocess, exclude_datasets, cache
+                )
+            if len(data[1]) < 10 or len(set(data[1])) < 2:
                 raise DataError(
-                    f"probe task '{task}' has only {len(items)} volumes",
+                    f"probe task '{task}' has only {len(data[1])} samples in "
+                    f"{len(set(data[1]))} classes",
                     path=cohort,
                     fix="generate a larger cohort (--subjects) or drop the task from probe.tasks",
                 )
-            for item in items:
-                if item.path not in cache:
-                    cache[item.path] = central_slices(
-                        item.path, image_size, slices_per_volume, preprocess
-                    )
-            images = np.stack([cache[item.path] for item in items])
-            labels = np.array([item.label for item in items])
-            groups = np.array([item.subject for item in items])
-            self.tasks[task] = (images, labels, groups)
+            self.tasks[task] = data
 
     @torch.no_grad()
     def features(self, backbone: torch.nn.Module, task: str, batch: int = 64) -> np.ndarray:
-        """Per-volume features: mean over its slices of the L2-normalised CLS token."""
+        """Per-sample features: the mean over its slices of the pooled, normed tokens."""
+        normalize = torch.nn.functional.normalize
         images = self.tasks[task][0]
         n, s, size = images.shape[:3]
         flat = torch.from_numpy(images.reshape(n * s, 1, size, size))
@@ -152,17 +262,36 @@ class ProbeSet:
         backbone.eval()
         out = []
         for start in range(0, len(flat), batch):
-            cls = backbone.forward_features(flat[start : start + batch].to(device))["cls"]
-            out.append(torch.nn.functional.normalize(cls.float(), dim=-1).cpu())
+            tokens = backbone.forward_features(flat[start : start + batch].to(device))
+            feats = normalize(tokens["cls"].float(), dim=-1)
+            if self.pooling == "cls+patch":
+                patch = normalize(tokens["patches"].float().mean(1), dim=-1)
+                feats = torch.cat([feats, patch], dim=-1)
+            out.append(feats.cpu())
         backbone.train(was_training)
         return torch.cat(out).view(n, s, -1).mean(1).numpy()
 
-    def evaluate(self, backbone: torch.nn.Module, k: int = 5, folds: int = 5) -> dict[str, float]:
-        """Balanced k-NN accuracy per task (subject-grouped stratified CV)."""
+    def evaluate(
+        self, backbone: torch.nn.Module, k: int = 5, folds: int = 5, classifier: str = "knn"
+    ) -> dict[str, float]:
+        """Balanced accuracy per task of a ``knn`` or ``logreg`` probe (subject-grouped CV)."""
+        score = {"knn": knn_balanced_accuracy, "logreg": logreg_balanced_accuracy}[classifier]
+        extra = {"k": k} if classifier == "knn" else {}
         return {
-            task: knn_balanced_accuracy(self.features(backbone, task), labels, groups, k, folds)
+            task: score(self.features(backbone, task), labels, groups, folds=folds, **extra)
             for task, (_, labels, groups) in self.tasks.items()
         }
+
+
+def _grouped_predictions(features, labels, groups, folds, make_model) -> np.ndarray:
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=0)
+    predictions = np.empty(len(labels), dtype=labels.dtype)
+    for train, test in splitter.split(features, labels, groups):
+        model = make_model(len(train)).fit(features[train], labels[train])
+        predictions[test] = model.predict(features[test])
+    return predictions
 
 
 def knn_balanced_accuracy(
@@ -170,13 +299,33 @@ def knn_balanced_accuracy(
 ) -> float:
     """Cosine k-NN balanced accuracy under subject-grouped stratified k-fold CV (seed 0)."""
     from sklearn.metrics import balanced_accuracy_score
-    from sklearn.model_selection import StratifiedGroupKFold
     from sklearn.neighbors import KNeighborsClassifier
 
     x = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=0)
-    predictions = np.empty(len(labels), dtype=labels.dtype)
-    for train, test in splitter.split(x, labels, groups):
-        knn = KNeighborsClassifier(n_neighbors=min(k, len(train)), metric="cosine")
-        predictions[test] = knn.fit(x[train], labels[train]).predict(x[test])
+    predictions = _grouped_predictions(
+        x,
+        labels,
+        groups,
+        folds,
+        lambda n: KNeighborsClassifier(n_neighbors=min(k, n), metric="cosine"),
+    )
+    return float(balanced_accuracy_score(labels, predictions))
+
+
+def logreg_balanced_accuracy(
+    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int = 5, c: float = 0.1
+) -> float:
+    """Standardised L2 logistic regression (``C = c``) balanced accuracy, subject-grouped CV."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    predictions = _grouped_predictions(
+        features,
+        labels,
+        groups,
+        folds,
+        lambda n: make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000)),
+    )
     return float(balanced_accuracy_score(labels, predictions))

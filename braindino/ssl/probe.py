@@ -47,6 +47,12 @@ def _truth_rows(cohort: Path, exclude: Sequence[str] = ()) -> list[tuple[Path, d
             continue
         with truth.open(newline="", encoding="utf-8") as handle:
             rows += [(truth.parent, row) for row in csv.DictReader(handle)]
+    if not rows and exclude:
+        raise DataError(
+            f"no dataset with a truth.csv is left after excluding {', '.join(exclude)}",
+            path=cohort,
+            fix="exclude only the datasets that were pretrained on",
+        )
     if not rows:
         raise DataError(
             "no truth.csv found under the cohort folder",

@@ -10,6 +10,7 @@ losses is the loss of the whole batch, and the gradients all-reduced by DDP are 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -70,7 +71,8 @@ def _train_and_record(shard_dir: str, out: str, batch: int) -> dict:
     }
 
 
-def _worker(rank: int, port: int, shard_dir: str, out: str) -> None:
+def _join(rank: int, port: int) -> None:
+    """Environment of process ``rank`` of 2, as torchrun sets it."""
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -80,6 +82,10 @@ def _worker(rank: int, port: int, shard_dir: str, out: str) -> None:
         LOCAL_WORLD_SIZE="2",
     )
     torch.set_num_threads(1)
+
+
+def _worker(rank: int, port: int, shard_dir: str, out: str) -> None:
+    _join(rank, port)
     record = _train_and_record(shard_dir, f"{out}/two", B)
     torch.save(record, Path(out) / f"rank{rank}.pt")
 
@@ -161,14 +167,81 @@ def test_logged_losses_are_those_of_the_global_batch(runs):
         assert double == pytest.approx(single, rel=1e-4, abs=1e-6), tag
 
 
-def test_fsdp_launch_stops_with_a_clear_error():
+def test_an_accelerate_fsdp_launch_shards_and_deepspeed_is_refused():
     from types import SimpleNamespace
 
     from accelerate.utils import DistributedType
+    from omegaconf import OmegaConf
 
     from braindino.errors import ConfigError
-    from braindino.ssl.trainer import _check_distribution
+    from braindino.ssl.trainer import _check_distribution, _wants_sharding
 
-    with pytest.raises(ConfigError, match=r"FSDP.*BRAINDINO_FSDP=0"):
-        _check_distribution(SimpleNamespace(distributed_type=DistributedType.FSDP))
-    _check_distribution(SimpleNamespace(distributed_type=DistributedType.MULTI_CPU))
+    cfg = OmegaConf.create({"run": {"fsdp": False}})
+    fsdp = SimpleNamespace(distributed_type=DistributedType.FSDP, num_processes=8)
+    assert _wants_sharding(cfg, fsdp)
+    ddp = SimpleNamespace(distributed_type=DistributedType.MULTI_GPU, num_processes=8)
+    assert not _wants_sharding(cfg, ddp)
+    with pytest.raises(ConfigError, match="DeepSpeed"):
+        _check_distribution(SimpleNamespace(distributed_type=DistributedType.DEEPSPEED))
+
+
+def _fsdp_worker(rank: int, port: int, shard_dir: str, run: str, stop_at: int) -> None:
+    """A sharded 2-process run; with ``stop_at`` > 0 a SIGUSR1 arrives during that step."""
+    from braindino.ssl.trainer import Trainer
+
+    _join(rank, port)
+    cfg = _cfg(Path(shard_dir), Path(run), f"data.batch_size_per_device={B}", "run.fsdp=true")
+    cfg.merge_with_dotlist(list(EXTRA))
+    trainer = Trainer(cfg)
+    assert trainer.sharded
+    if stop_at:
+        step = trainer._train_step
+
+        def signal_during(batch, values):
+            if trainer.step == stop_at - 1:
+                os.kill(os.getpid(), signal.SIGUSR1)
+            return step(batch, values)
+
+        trainer._train_step = signal_during
+    assert trainer.fit() == ("interrupted" if stop_at else "done")
+
+
+def _sharded_run(shard_dir: Path, run: Path, stop_at: int = 0) -> Path:
+    args = (_free_port(), str(shard_dir), str(run), stop_at)
+    mp.spawn(_fsdp_worker, args=args, nprocs=2, join=True)
+    return run
+
+
+@pytest.fixture(scope="module")
+def sharded_run(shards, tmp_path_factory) -> Path:  # noqa: F811
+    return _sharded_run(shards, tmp_path_factory.mktemp("fsdp") / "run")
+
+
+def _checkpoint(run: Path) -> dict:
+    from braindino.engine import find_latest_checkpoint, load_checkpoint
+
+    return load_checkpoint(find_latest_checkpoint(run))
+
+
+def test_sharded_student_trains_like_ddp(runs, sharded_run):
+    _, two = runs
+    sharded, ddp = _checkpoint(sharded_run), _checkpoint(two[0]["run"])
+    assert sharded["step"] == ddp["step"] == STEPS
+    for part in ("student", "teacher"):
+        assert sharded[part].keys() == ddp[part].keys()
+        for name, value in ddp[part].items():
+            full = sharded[part][name]
+            assert type(full) is torch.Tensor and full.shape == value.shape, name
+            torch.testing.assert_close(full, value, rtol=1e-4, atol=1e-5)
+    assert len(sharded["optimizer"]["state"]) == len(ddp["optimizer"]["state"])
+
+
+def test_interrupted_sharded_run_resumes_to_the_same_weights(shards, sharded_run, tmp_path):  # noqa: F811
+    run = _sharded_run(shards, tmp_path / "part", stop_at=2)
+    assert _checkpoint(run)["step"] == 2
+    _sharded_run(shards, run)  # resumes from the run folder
+    full, resumed = _checkpoint(sharded_run), _checkpoint(run)
+    assert resumed["step"] == STEPS
+    for part in ("student", "teacher"):
+        for name, value in full[part].items():
+            assert torch.equal(value, resumed[part][name]), (part, name)

@@ -1,5 +1,8 @@
 """The pretraining loop: one code path for 1 CPU process, N CPU processes (gloo) and N GPUs.
 
+The student is DDP-wrapped, or sharded with FSDP2 (``run.fsdp`` or an accelerate FSDP config; see
+``braindino.ssl.sharding``) for large models.
+
 Every iteration's randomness is seeded from (seed, iteration, ...): the augmentation and masks of
 each group of ``data.augment_group`` consecutive slices of the global batch from its group index
 (so W processes with batch b crop and mask exactly like one process with batch W*b when the group
@@ -38,6 +41,13 @@ from braindino.ssl.build import (
 from braindino.ssl.data import augment_groups, build_loader, sampling_weights, to_device
 from braindino.ssl.meta_arch import SelfDistillation
 from braindino.ssl.param_groups import apply_schedule_values, clip_gradients
+from braindino.ssl.sharding import (
+    full_model_state,
+    full_optimizer_state,
+    load_full_optimizer_state,
+    shard_student,
+    unsharded,
+)
 
 
 def step_seed(seed: int, iteration: int, rank: int) -> int:
@@ -64,17 +74,24 @@ def _accelerator(cfg: DictConfig):
     return Accelerator(cpu=use_cpu, mixed_precision="bf16" if precision == "bf16" else "no")
 
 
+def _distribution_kind(acc) -> str:
+    return str(getattr(acc.distributed_type, "value", acc.distributed_type))
+
+
 def _check_distribution(acc) -> None:
-    """DDP (one full copy per process) is what the EMA teacher and the checkpoints support."""
-    kind = str(getattr(acc.distributed_type, "value", acc.distributed_type))
-    if kind in ("FSDP", "DEEPSPEED"):
+    """DDP or the trainer's own FSDP2 sharding; DeepSpeed is not supported."""
+    if _distribution_kind(acc) == "DEEPSPEED":
         raise ConfigError(
-            f"the pretrainer does not support {kind} yet: its EMA teacher update and checkpoints "
-            "need the full (unsharded) student parameters",
+            "the pretrainer does not support DeepSpeed",
             path="accelerate config",
-            fix="launch without an FSDP/DeepSpeed config (DDP; BRAINDINO_FSDP=0 with "
-            "slurm/pretrain.sbatch) and a smaller per-device batch for large models",
+            fix="launch with configs/accelerate/ddp_bf16.yaml or fsdp.yaml",
         )
+
+
+def _wants_sharding(cfg: DictConfig, acc) -> bool:
+    """FSDP2 for the student: ``run.fsdp=true`` or an accelerate FSDP config, with >1 process."""
+    asked = bool(cfg.run.fsdp) or _distribution_kind(acc) == "FSDP"
+    return asked and acc.num_processes > 1
 
 
 def _augment_group(cfg: DictConfig, batch_size: int) -> int:
@@ -138,7 +155,10 @@ class Trainer:
         self.meta: SelfDistillation = build_meta_arch(cfg)
         self.augment = MultiCropAugmentation.from_config(cfg.augment)
         self.schedules = build_schedules(cfg, self.world)
-        self.optimizer = build_optimizer(cfg, self.meta)
+        self.sharded = _wants_sharding(cfg, self.acc)
+        # A sharded student gets its optimiser after sharding (its parameters are replaced).
+        self.optimizer = None if self.sharded else build_optimizer(cfg, self.meta)
+        self._optimizer_state: dict | None = None
         self.step = 0
         self.nonfinite_in_row = 0
         self.skipped_steps = 0
@@ -146,9 +166,17 @@ class Trainer:
         self._probe_set = None
         sampler_state = self._maybe_resume()
         self.meta.to(self.acc.device)
-        if cfg.run.compile:
-            self.meta.student.backbone = torch.compile(self.meta.student.backbone)
-        self.student, self.optimizer = self.acc.prepare(self.meta.student, self.optimizer)
+        if self.sharded:
+            shard_student(self.meta.student, self.acc.device)
+            self.optimizer = build_optimizer(cfg, self.meta)
+            if self._optimizer_state is not None:
+                load_full_optimizer_state(self.meta.student, self.optimizer, self._optimizer_state)
+                self._optimizer_state = None
+            self.student = self.meta.student
+        else:
+            if cfg.run.compile:
+                self.meta.student.backbone = torch.compile(self.meta.student.backbone)
+            self.student, self.optimizer = self.acc.prepare(self.meta.student, self.optimizer)
         self.loader, self.sampler = build_loader(
             self.reader,
             self.batch_size,
@@ -176,7 +204,10 @@ class Trainer:
         if state.get("gram_teacher") is not None:
             self.meta.set_gram_teacher()
             self.meta.gram_teacher.load_state_dict(state["gram_teacher"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.optimizer is None:
+            self._optimizer_state = state["optimizer"]  # loaded once the student is sharded
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.nonfinite_in_row = int(state.get("nonfinite_in_row", 0))
         self.skipped_steps = int(state.get("skipped_steps", 0))
@@ -184,14 +215,21 @@ class Trainer:
         return state["sampler"]
 
     def state_dict(self) -> dict:
-        """Everything a resume needs (tensors, numbers, strings and containers only)."""
+        """Everything a resume needs (tensors, numbers, strings and containers only).
+
+        With a sharded student every process must call it (the full tensors are gathered)."""
         gram = self.meta.gram_teacher
+        if self.sharded:
+            student = full_model_state(self.meta.student)
+            optimizer = full_optimizer_state(self.meta.student, self.optimizer)
+        else:
+            student, optimizer = self.meta.student.state_dict(), self.optimizer.state_dict()
         return {
             "step": self.step,
-            "student": self.meta.student.state_dict(),
+            "student": student,
             "teacher": self.meta.teacher.state_dict(),
             "gram_teacher": None if gram is None else gram.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer,
             "sampler": self.sampler.state_dict(
                 consumed=(self.step - self.start_step) * self.batch_size
             ),
@@ -206,9 +244,10 @@ class Trainer:
         """Write a checkpoint of the current step (main process), all ranks in step."""
         self.acc.wait_for_everyone()
         path = None
+        state = self.state_dict() if self.sharded or self.acc.is_main_process else None
         if self.acc.is_main_process:
             path = save_checkpoint(
-                self.state_dict(), self.run_dir, self.step, int(self.cfg.run.keep_checkpoints)
+                state, self.run_dir, self.step, int(self.cfg.run.keep_checkpoints)
             )
             self.log.line(f"checkpoint {path.name}")
         self.acc.wait_for_everyone()
@@ -282,7 +321,11 @@ class Trainer:
         )
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.meta.update_teacher(values["momentum"])
+        if self.sharded:
+            with unsharded(self.meta.student):  # the EMA needs the whole student
+                self.meta.update_teacher(values["momentum"])
+        else:
+            self.meta.update_teacher(values["momentum"])
         logs.update({f"grad_norm/{k}": v for k, v in norms.items()})
         return logs
 
@@ -302,8 +345,9 @@ class Trainer:
         limit = int(self.cfg.run.max_nonfinite_steps)
         if self.nonfinite_in_row >= limit:
             path = self.run_dir / f"diagnostic-{self.step:06d}.pt"
+            state = self.state_dict() if self.sharded or self.acc.is_main_process else None
             if self.acc.is_main_process:
-                atomic_save(self.state_dict(), path)
+                atomic_save(state, path)
             raise BrainDinoError(
                 f"loss was non-finite for {limit} consecutive iterations (at {self.step}); "
                 f"diagnostic checkpoint written to {path.name}",

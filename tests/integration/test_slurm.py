@@ -154,15 +154,16 @@ def test_gpu_nodes_get_one_accelerate_launcher_per_node(cluster):
     for part in (
         "accelerate.commands.launch --num_machines 4 --num_processes 32",
         "--main_process_ip 127.0.0.1",  # the first node's NodeAddr
-        "--config_file configs/accelerate/ddp_bf16.yaml --machine_rank $SLURM_NODEID",
-        "pretrain/run.py --config vitl16 data.shards=/data/a\\ b",
+        "--config_file configs/accelerate/fsdp.yaml --machine_rank $SLURM_NODEID",  # ViT-L
+        "pretrain/run.py --config vitl16 data.shards=/data/a\\ b run.fsdp=true",
     ):
         assert part in line, line
-    fsdp = subprocess.run(
-        ["bash", "slurm/pretrain.sbatch"], env={**env, "BRAINDINO_FSDP": "1"},
-        cwd=ROOT, capture_output=True, text=True, check=True,
+    ddp = subprocess.run(
+        ["bash", "slurm/pretrain.sbatch", "--config", "vitb16"],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    assert "--config_file configs/accelerate/fsdp.yaml" in fsdp.stdout
+    assert "--config_file configs/accelerate/ddp_bf16.yaml" in ddp.stdout
+    assert "run.fsdp" not in ddp.stdout
 
 
 def test_zz_stopped_cluster_leaves_nothing_running(cluster):

@@ -188,3 +188,39 @@ def test_augmentation_moves_image_and_label_together() -> None:
     inside = moved_images[:, 0][moved_labels == 2].mean()
     outside = moved_images[:, 0][moved_labels == 0].mean()
     assert inside > outside + 3.0
+
+
+# ----------------------------------------------------------------------- manifests
+@pytest.fixture(scope="module")
+def lesion_cohort(tmp_path_factory):
+    """3 ATLAS-like and 2 BraTS 2023-like cases in their native layouts."""
+    from braindino.synth.cohort import generate_cohort
+
+    out = tmp_path_factory.mktemp("cohort")
+    generate_cohort(out, subjects={"atlas": 3, "brats2023": 2}, seed=1, pool_subjects=0,
+                    baseline=False, progress=False)  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize(
+    ("task", "folder", "images", "values"),
+    [("atlas_lesion", "ATLAS_2", ("_T1w",), {0, 1}),
+     ("brats2023_gli", "BraTS2023", ("-t1n", "-t1c", "-t2w", "-t2f"), {0, 1, 2, 3}),
+     ("brats2024_goat", "BraTS2023", ("-t1n", "-t1c", "-t2w", "-t2f"), {0, 1, 2, 3})],
+)  # fmt: skip
+def test_native_layouts_pair_each_case_with_its_own_mask(
+    lesion_cohort, task: str, folder: str, images: tuple[str, ...], values: set[int]
+) -> None:
+    from braindino.tasks import segmentation_manifest
+
+    manifest = segmentation_manifest(task, lesion_cohort / folder)
+    expected = 3 if task == "atlas_lesion" else 2
+    assert len(manifest) == expected and manifest["subject"].is_unique
+    columns = ["image", "image2", "image3", "image4"][: len(images)]
+    assert [c for c in manifest.columns if c.startswith("image")] == columns
+    for row in manifest.itertuples():
+        paths = [getattr(row, c) for c in columns]
+        assert all(row.subject in p and p.endswith(f"{s}.nii.gz") for p, s in zip(paths, images))
+        assert row.subject in row.mask and ("seg" in row.mask or "lesion_mask" in row.mask)
+        mask = np.asarray(nib.load(row.mask).dataobj)
+        assert set(np.unique(mask)) <= values and mask.any()

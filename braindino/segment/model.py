@@ -3,7 +3,8 @@
 ``ModalityMixer``: a learned 1x1 convolution from the case's M modalities to the encoder's input
 channels, initialised to their average, so a 1-channel encoder takes multi-modal input.
 ``decoder`` head: patch features of several blocks (default 4 evenly spaced, [2, 5, 8, 11] of 12)
-concatenated, a 1x1 projection, then four x2 transposed-convolution stages back to pixels.
+concatenated, a 1x1 projection, then four x2 transposed-convolution stages back to pixels (plus a
+coarse linear path from the same features; see ``PatchDecoder``).
 ``linear`` head (the minimal baseline): norm + 1x1 convolution on the last block's patch
 features, upsampled bilinearly. The encoder is frozen (eval mode, no parameter gradients) unless
 ``unfreeze_encoder`` is set.
@@ -42,30 +43,39 @@ class ModalityMixer(nn.Module):
 
 
 def _up_stage(c_in: int, c_out: int) -> nn.Sequential:
-    groups = 8 if c_out % 8 == 0 else 1
     return nn.Sequential(
         nn.ConvTranspose2d(c_in, c_out, kernel_size=2, stride=2),
-        nn.GroupNorm(groups, c_out),
-        nn.GELU(),
-        nn.Conv2d(c_out, c_out, kernel_size=3, padding=1),
-        nn.GroupNorm(groups, c_out),
+        nn.BatchNorm2d(c_out),
         nn.GELU(),
     )
 
 
 class PatchDecoder(nn.Module):
-    """Concatenated block features ``[B, k*D, h, w]`` -> logits ``[B, K, 16h, 16w]``."""
+    """Concatenated block features ``[B, k*D, h, w]`` -> logits ``[B, K, 16h, 16w]``.
+
+    A 1x1 projection, ``stages`` x2 transposed-convolution stages (BatchNorm, GELU) halving the
+    width, and a 3x3 classifier; a coarse path (1x1 convolution of the same features, upsampled
+    bilinearly) is added to the logits, so training starts from a multi-block linear read-out
+    that the upsampling stages refine (it learns far faster than the stages alone).
+    """
 
     def __init__(self, in_dim: int, num_classes: int, width: int = 128, stages: int = 4):
         super().__init__()
-        self.project = nn.Sequential(nn.Conv2d(in_dim, width, kernel_size=1), nn.GELU())
+        self.project = nn.Sequential(
+            nn.Conv2d(in_dim, width, kernel_size=1), nn.BatchNorm2d(width), nn.GELU()
+        )
         chans = [max(width >> i, 16) for i in range(stages + 1)]
         self.up = nn.Sequential(*[_up_stage(chans[i], chans[i + 1]) for i in range(stages)])
-        self.classify = nn.Conv2d(chans[-1], num_classes, kernel_size=1)
+        self.classify = nn.Conv2d(chans[-1], num_classes, kernel_size=3, padding=1)
+        self.coarse = nn.Conv2d(in_dim, num_classes, kernel_size=1)
 
     def forward(self, features: Tensor) -> Tensor:
         """Upsample ``2**stages`` times and classify every pixel."""
-        return self.classify(self.up(self.project(features)))
+        fine = self.classify(self.up(self.project(features)))
+        coarse = F.interpolate(
+            self.coarse(features), size=fine.shape[-2:], mode="bilinear", align_corners=False
+        )
+        return fine + coarse
 
 
 class LinearProbe(nn.Module):

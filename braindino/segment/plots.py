@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
 
 COLOURS = ["#e41a1c", "#4daf4a", "#ffd92f", "#377eb8", "#984ea3", "#ff7f00"]
 
@@ -31,9 +32,11 @@ def plot_overlay(
     values: tuple[int, ...],
     path: Path,
     title: str,
+    names: tuple[str, ...] = (),
 ) -> Path:
     """Three panels of one axial slice (canonical RAS arrays, shown with anterior up and the
-    subject's right on the left, radiological style): input, truth and prediction overlays."""
+    subject's right on the left, radiological style): input, truth and prediction overlays,
+    one colour per label value (legend: ``values`` with their ``names``)."""
     z = overlay_slice(truth, predicted)
     show = lambda a: np.rot90(a[:, :, z])  # noqa: E731 - rows: A -> up, columns: R -> left
     colours = ListedColormap(COLOURS[: max(1, len(values))])
@@ -57,9 +60,14 @@ def plot_overlay(
             )
         ax.set_title(f"{name} (z={z})", fontsize=9)
         ax.axis("off")
+    handles = [
+        Patch(color=COLOURS[i], label=f"{v} {names[i] if i < len(names) else ''}".strip())
+        for i, v in enumerate(values)
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path

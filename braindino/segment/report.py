@@ -103,7 +103,12 @@ def make_overlays(
             caption = f"{name} case {subject} ({encoder}, {head}): mean Dice {ranking[subject]:.3f}"
             path = out / "overlays" / f"{encoder}_{head}_{name}.png"
             made.append(
-                (caption, plot_overlay(image.data, truth, predicted, scheme.values, path, caption))
+                (
+                    caption,
+                    plot_overlay(
+                        image.data, truth, predicted, scheme.values, path, caption, scheme.names
+                    ),
+                )
             )
     return made
 

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from braindino.config import save_config
 from braindino.downstream.options import default_out
-from braindino.downstream.runner import encoder_list
+from braindino.downstream.runner import NATURAL_IMAGE, encoder_list
 from braindino.downstream.samples import image_columns
 from braindino.errors import ConfigError
 from braindino.features import encoder_preprocess
@@ -63,7 +63,10 @@ def load_segmentation_task(options: SegmentOptions):
 
 
 def _encoder(spec: str, reference_arch: str):
-    return load_encoder(f"random:{reference_arch}" if spec == "random" else spec)
+    """The encoder behind an ``--encoder`` or ``--compare`` spec (random, natural resolved)."""
+    if spec == "random":
+        return load_encoder(f"random:{reference_arch}")
+    return load_encoder(NATURAL_IMAGE if spec == "natural" else spec)
 
 
 def prepare_cases(

@@ -9,7 +9,10 @@
 Trains ``configs/pretrain/tiny.yaml`` (+ overrides) on the shards, then prints one JSON line:
 probe scores (balanced accuracy, subject-grouped 5-fold CV; cosine k-NN and logistic regression)
 for the random-init and the pretrained EMA teacher, the last values of the collapse monitors, and
-the training time. Datasets whose (unlabelled) images were pretrained on go in --exclude.
+the training time. Datasets whose (unlabelled) images were pretrained on go in --exclude: e.g.
+prepare the pool plus BraTS2021 from one CSV manifest (columns image,subject,dataset,modality:
+pretrain_pool.csv's rows and the four sequences of each BraTS2021/truth.csv row), then pass
+--exclude BraTS2021.
 """
 
 from __future__ import annotations
@@ -81,7 +84,12 @@ def main() -> None:
     pretrained = _scores(probes, trainer.meta.teacher.backbone, args.k)
     monitors = _last_scalars(
         args.out,
-        ["monitor/teacher_entropy", "monitor/feature_std", "monitor/effective_rank"],
+        [
+            "loss/dino_global",
+            "monitor/teacher_entropy",
+            "monitor/feature_std",
+            "monitor/effective_rank",
+        ],
     )
     print(
         json.dumps(

@@ -119,6 +119,21 @@ def test_encoder_stays_frozen_and_only_head_and_mixer_learn() -> None:
         SegmentationModel(encoder, 1, 2, head="unet")
 
 
+def test_unfreezing_trains_the_encoder_at_its_own_small_rate() -> None:
+    encoder = load_encoder("random:vit_micro_patch16_dinov3")
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    model = SegmentationModel(encoder, 1, 2, head="linear", unfreeze_encoder=True)
+    groups = model.trainable_groups(1e-2, 1e-5)
+    assert [g["lr"] for g in groups] == [1e-2, 1e-5]
+    assert len(groups[1]["params"]) == len(list(encoder.parameters()))
+    optimiser = torch.optim.SGD(groups)
+    model.train()
+    model(torch.randn(2, 1, 32, 32)).square().mean().backward()
+    optimiser.step()
+    changed = [k for k, v in encoder.state_dict().items() if not torch.equal(before[k], v)]
+    assert changed and not encoder.training
+
+
 # ----------------------------------------------------------------------- case preparation
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory, mni_2mm):

@@ -35,10 +35,10 @@ def plot_overlay(
     names: tuple[str, ...] = (),
 ) -> Path:
     """Three panels of one axial slice (canonical RAS arrays, shown with anterior up and the
-    subject's right on the left, radiological style): input, truth and prediction overlays,
+    subject's right on the right, neurological style): input, truth and prediction overlays,
     one colour per label value (legend: ``values`` with their ``names``)."""
     z = overlay_slice(truth, predicted)
-    show = lambda a: np.rot90(a[:, :, z])  # noqa: E731 - rows: A -> up, columns: R -> left
+    show = lambda a: np.rot90(a[:, :, z])  # noqa: E731 - rows: A -> up, columns: R -> right
     colours = ListedColormap(COLOURS[: max(1, len(values))])
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
     for ax, (name, labels) in zip(

@@ -26,6 +26,7 @@ RUNS = (
     ("classify", "brats_sequence", "attention"),
     ("classify", "adni", "attention"),
     ("regress", "brain_age", "regression"),
+    ("regress", "atlas_stroke", "regression"),
     ("survival", "upenn_cox", "cox"),
     ("knn", "knn", "knn"),
 )
@@ -43,8 +44,6 @@ def summarise(out: Path, family: str, task: str, head: str) -> list[str]:
     """Markdown rows for one run folder."""
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     name = metrics["primary_metric"]
-    if name == "knn_accuracy":
-        name = "knn_accuracy@5"
     rows = []
     for encoder in metrics["encoders"]:
         results = [r for r in metrics["results"] if r["encoder"] == encoder]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from braindino.downstream.cli import _numbers
+from braindino.downstream.cli import list_values
 from braindino.errors import ConfigError
 
 
@@ -83,9 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one cell (or print the cell count); returns the exit status."""
     args, extra = _parser().parse_known_args(argv)
     cells = grid(
-        _numbers(args.tasks, str, "--tasks"),
-        _numbers(args.label_fraction, float, "--label-fraction"),
-        _numbers(args.seeds, int, "--seeds") or [0],
+        list_values(args.tasks, str, "--tasks"),
+        list_values(args.label_fraction, float, "--label-fraction"),
+        list_values(args.seeds, int, "--seeds") or [0],
     )
     if args.count:
         print(len(cells))

@@ -16,7 +16,7 @@ EXAMPLES = {
 }
 
 
-def _numbers(values: Sequence[str] | None, kind: type, flag: str) -> list:
+def list_values(values: Sequence[str] | None, kind: type, flag: str) -> list:
     """Repeatable, comma-separated numbers (``--seeds 0,1 --seeds 2``) as a flat list."""
     out = []
     for value in values or []:
@@ -32,7 +32,8 @@ def _numbers(values: Sequence[str] | None, kind: type, flag: str) -> list:
     return out
 
 
-def _pairs(values: Sequence[str] | None, flag: str) -> dict:
+def key_values(values: Sequence[str] | None, flag: str) -> dict:
+    """Repeatable ``key=value`` items (``--preprocess spacing=2.0``) as a dict; numbers parsed."""
     out = {}
     for item in values or []:
         if "=" not in item:
@@ -45,16 +46,10 @@ def _pairs(values: Sequence[str] | None, flag: str) -> dict:
     return out
 
 
-def build_parser(family: str) -> argparse.ArgumentParser:
-    """The argument parser of one downstream script."""
-    task = EXAMPLES[family]
-    parser = argparse.ArgumentParser(
-        prog=f"downstream/{family}.py",
-        description=f"Frozen-encoder {family} protocol: cached slice features, fixed splits, "
-        "label fractions x seeds, heads selected on validation, test metrics with 95 %% CIs "
-        f"and a report. Example: python downstream/{family}.py --task {task}",
-    )
-    parser.add_argument("--task", default=task, help=f"task name or YAML (default {task})")
+def add_run_arguments(parser: argparse.ArgumentParser, task: str, task_help: str) -> None:
+    """The arguments every downstream script shares: task, encoder and baselines, data, run
+    folder, label fractions x seeds, bootstrap, config / preprocessing overrides, quiet."""
+    parser.add_argument("--task", default=task, help=task_help)
     parser.add_argument(
         "--encoder",
         help="export folder, random:<arch> or timm name (default: demo_out/encoder from make demo)",
@@ -72,15 +67,10 @@ def build_parser(family: str) -> argparse.ArgumentParser:
         nargs="?",
         const="random",
         action="append",
-        help="baseline encoders on the same splits (alone: random init; or a comma list of "
-        "random, natural (timm's natural-image DINOv3 ViT-S/16 if available), timm names, "
-        "export folders)",
+        help="baseline encoders on the same splits (alone: random init, the encoder's random-init "
+        "twin; or a comma list of random, natural (timm's natural-image DINOv3 ViT-S/16 if "
+        "available), timm names, export folders)",
     )
-    parser.add_argument("--head", help="head (mean_mlp, attention, regression, cox; task default)")
-    parser.add_argument("--feature", default="cls", help="cls | patch_mean | cls+patch_mean")
-    parser.add_argument("--epochs", type=int, default=50, help="max head epochs (default 50)")
-    parser.add_argument("--lr", type=float, help="head learning rate (default 1e-3)")
-    parser.add_argument("--batch-size", type=int, default=16, help="head batch (default 16)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="CI resamples (1000)")
     parser.add_argument(
         "--set", action="append", default=[], help="task config override key=value (repeatable)"
@@ -88,8 +78,25 @@ def build_parser(family: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--preprocess", action="append", default=[], help="preprocessing override key=value"
     )
-    parser.add_argument("--cache", help="feature cache (default ~/.cache/braindino/features)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def build_parser(family: str) -> argparse.ArgumentParser:
+    """The argument parser of one downstream script."""
+    task = EXAMPLES[family]
+    parser = argparse.ArgumentParser(
+        prog=f"downstream/{family}.py",
+        description=f"Frozen-encoder {family} protocol: cached slice features, fixed splits, "
+        "label fractions x seeds, heads selected on validation, test metrics with 95 %% CIs "
+        f"and a report. Example: python downstream/{family}.py --task {task}",
+    )
+    add_run_arguments(parser, task, f"task name or YAML (default {task})")
+    parser.add_argument("--head", help="head (mean_mlp, attention, regression, cox; task default)")
+    parser.add_argument("--feature", default="cls", help="cls | patch_mean | cls+patch_mean")
+    parser.add_argument("--epochs", type=int, default=50, help="max head epochs (default 50)")
+    parser.add_argument("--lr", type=float, help="head learning rate (default 1e-3)")
+    parser.add_argument("--batch-size", type=int, default=16, help="head batch (default 16)")
+    parser.add_argument("--cache", help="feature cache (default ~/.cache/braindino/features)")
     return parser
 
 
@@ -98,8 +105,8 @@ def parse_options(family: str, argv: Sequence[str] | None = None):
     from braindino.downstream.options import RunOptions
 
     args = build_parser(family).parse_args(argv)
-    fractions = _numbers(args.label_fraction, float, "--label-fraction") or None
-    compare = [c for c in _numbers(args.compare, str, "--compare")]
+    fractions = list_values(args.label_fraction, float, "--label-fraction") or None
+    compare = [c for c in list_values(args.compare, str, "--compare")]
     return RunOptions(
         task=args.task,
         family=family,
@@ -107,7 +114,7 @@ def parse_options(family: str, argv: Sequence[str] | None = None):
         data_root=args.data_root,
         out=args.out,
         label_fractions=fractions,
-        seeds=_numbers(args.seeds, int, "--seeds") or [0],
+        seeds=list_values(args.seeds, int, "--seeds") or [0],
         compare=compare,
         head=args.head,
         feature=args.feature,
@@ -116,7 +123,7 @@ def parse_options(family: str, argv: Sequence[str] | None = None):
         batch_size=args.batch_size,
         bootstrap=args.bootstrap,
         overrides=list(args.set),
-        preprocess=_pairs(args.preprocess, "--preprocess"),
+        preprocess=key_values(args.preprocess, "--preprocess"),
         cache=args.cache,
         progress=not args.quiet,
     )

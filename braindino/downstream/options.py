@@ -65,26 +65,38 @@ class RunOptions:
                 path="--feature",
                 fix=f"use one of {', '.join(FEATURES)}",
             )
-        if not self.seeds:
-            raise ConfigError("no seeds given", path="--seeds", fix="pass e.g. --seeds 0,1,2")
-        for name, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"must be >= 1, got {value!r}", path=name, fix="pass e.g. 16")
-        if not isinstance(self.bootstrap, int) or self.bootstrap < 1:
-            raise ConfigError(
-                f"must be >= 1, got {self.bootstrap!r}", path="--bootstrap", fix="pass e.g. 1000"
-            )
-        for fraction in self.label_fractions or []:
-            if not 0 < float(fraction) <= 1:
-                raise ConfigError(
-                    f"label fraction {fraction} is not in (0, 1]",
-                    path="--label-fraction",
-                    fix="use e.g. 0.01,0.1,1.0",
-                )
+        check_run_numbers(
+            self.seeds,
+            self.label_fractions,
+            {
+                "--epochs": self.epochs,
+                "--batch-size": self.batch_size,
+                "--bootstrap": self.bootstrap,
+            },
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON/YAML-ready dict of the options."""
         return asdict(self)
+
+
+def check_run_numbers(
+    seeds: list[int], label_fractions: list[float] | None, positive: dict[str, Any]
+) -> None:
+    """One-line errors for the numbers every downstream run takes: at least one seed, label
+    fractions in (0, 1], and the ``positive`` options (flag -> value) integers >= 1."""
+    if not seeds:
+        raise ConfigError("no seeds given", path="--seeds", fix="pass e.g. --seeds 0,1,2")
+    for name, value in positive.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"must be >= 1, got {value!r}", path=name, fix="pass e.g. 16")
+    for fraction in label_fractions or []:
+        if not 0 < float(fraction) <= 1:
+            raise ConfigError(
+                f"label fraction {fraction} is not in (0, 1]",
+                path="--label-fraction",
+                fix="use e.g. 0.01,0.1,1.0",
+            )
 
 
 def default_encoder() -> str:

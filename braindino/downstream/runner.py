@@ -250,7 +250,7 @@ def run_downstream(options: RunOptions) -> dict[str, Any]:
     for label, spec in encoders:
         _say(f"[{task.name}] encoder {label}: {spec}", options.progress)
         try:
-            encoder = _load(spec, reference)
+            encoder = load_compare_encoder(spec, reference)
         except BrainDinoError as exc:
             if spec != "natural":
                 raise
@@ -310,7 +310,7 @@ def run_downstream(options: RunOptions) -> dict[str, Any]:
     )
 
 
-def _load(spec: str, reference: MaskableViT | None):
+def load_compare_encoder(spec: str, reference: MaskableViT | None) -> MaskableViT:
     """The encoder behind a spec: ``random`` is a random-init twin of the main encoder (same
     architecture and init arguments), ``natural`` timm's natural-image ViT-S/16."""
     if spec == "random" and reference is not None:

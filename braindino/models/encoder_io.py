@@ -196,7 +196,7 @@ def random_like(encoder: MaskableViT, seed: int = 0) -> MaskableViT:
             in_chans=encoder.in_chans,
             **kwargs,
         )
-    model.source = f"{RANDOM_PREFIX}like:{encoder.source}:seed={seed}"
+    model.source = f"{RANDOM_PREFIX}{encoder.arch}:seed={seed}"  # + weights digest in caches
     model.extra = {}
     return model.to(next(encoder.parameters()).device).eval()
 

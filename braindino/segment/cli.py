@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from braindino.downstream.cli import _numbers, _pairs
+from braindino.downstream.cli import add_run_arguments, key_values, list_values
 from braindino.segment.model import HEADS
 
 
@@ -20,30 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
         "image space, per-case Dice/HD95, bootstrap CIs and a report. "
         "Example: python downstream/segment.py --task brats2021",
     )
-    parser.add_argument(
-        "--task",
-        default="brats2021",
-        help="brats2021, brats2023_gli, "
-        "brats2023_men, brats2023_met, brats2024_goat, atlas_lesion or a YAML",
-    )
-    parser.add_argument(
-        "--encoder",
-        help="export folder, random:<arch> or timm name (default: demo_out/encoder from make demo)",
-    )
-    parser.add_argument("--data-root", help="dataset folder (default: the synthetic cohort)")
-    parser.add_argument("--out", help="run folder (default runs/downstream/<task>-<time>)")
-    parser.add_argument(
-        "--label-fraction",
-        action="append",
-        help="fraction(s) of training cases, e.g. 0.1,1.0 (default: the task's)",
-    )
-    parser.add_argument("--seeds", action="append", help="seeds, e.g. 0,1,2 (default 0)")
-    parser.add_argument(
-        "--compare",
-        nargs="?",
-        const="random",
-        action="append",
-        help="baseline encoders on the same splits (alone: random init)",
+    add_run_arguments(
+        parser,
+        "brats2021",
+        "brats2021, brats2023_gli, brats2023_men, brats2023_met, brats2024_goat, atlas_lesion or "
+        "a YAML (default brats2021)",
     )
     parser.add_argument(
         "--head", action="append", help=f"head(s): {', '.join(HEADS)} (default both)"
@@ -75,20 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-augment", action="store_true", help="switch augmentation off")
     parser.add_argument("--patience", type=int, default=10, help="early-stop epochs (10)")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="CI resamples (1000)")
     parser.add_argument(
         "--no-predictions",
         action="store_true",
         help="do not write prediction NIfTIs (no overlays either)",
     )
-    parser.add_argument(
-        "--set", action="append", default=[], help="task config override key=value (repeatable)"
-    )
-    parser.add_argument(
-        "--preprocess", action="append", default=[], help="preprocessing override key=value"
-    )
     parser.add_argument("--cache", help="prepared-slice store (default ~/.cache/braindino/segment)")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
 
@@ -102,11 +75,11 @@ def parse_options(argv: Sequence[str] | None = None):
         encoder=args.encoder,
         data_root=args.data_root,
         out=args.out,
-        label_fractions=_numbers(args.label_fraction, float, "--label-fraction") or None,
-        seeds=_numbers(args.seeds, int, "--seeds") or [0],
-        compare=_numbers(args.compare, str, "--compare"),
-        heads=_numbers(args.head, str, "--head") or list(HEADS),
-        blocks=_numbers([args.blocks] if args.blocks else None, int, "--blocks") or None,
+        label_fractions=list_values(args.label_fraction, float, "--label-fraction") or None,
+        seeds=list_values(args.seeds, int, "--seeds") or [0],
+        compare=list_values(args.compare, str, "--compare"),
+        heads=list_values(args.head, str, "--head") or list(HEADS),
+        blocks=list_values([args.blocks] if args.blocks else None, int, "--blocks") or None,
         width=args.width,
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
@@ -120,7 +93,7 @@ def parse_options(argv: Sequence[str] | None = None):
         bootstrap=args.bootstrap,
         save_predictions=not args.no_predictions,
         overrides=list(args.set),
-        preprocess=_pairs(args.preprocess, "--preprocess"),
+        preprocess=key_values(args.preprocess, "--preprocess"),
         cache=args.cache,
         progress=not args.quiet,
     )

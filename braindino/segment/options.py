@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from braindino.downstream.options import check_run_numbers
 from braindino.errors import ConfigError
 from braindino.segment.model import HEADS
 
@@ -52,23 +53,16 @@ class SegmentOptions:
             raise ConfigError(
                 f"unknown head(s) {bad or '(none)'}", path="--head", fix="use decoder and/or linear"
             )
-        if not self.seeds:
-            raise ConfigError("no seeds given", path="--seeds", fix="pass e.g. --seeds 0,1,2")
-        for name, value in (
-            ("--epochs", self.epochs),
-            ("--batch-size", self.batch_size),
-            ("--bootstrap", self.bootstrap),
-            ("--width", self.width),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"must be >= 1, got {value!r}", path=name, fix="pass e.g. 16")
-        for fraction in self.label_fractions or []:
-            if not 0 < float(fraction) <= 1:
-                raise ConfigError(
-                    f"label fraction {fraction} is not in (0, 1]",
-                    path="--label-fraction",
-                    fix="use e.g. 0.1,1.0",
-                )
+        check_run_numbers(
+            self.seeds,
+            self.label_fractions,
+            {
+                "--epochs": self.epochs,
+                "--batch-size": self.batch_size,
+                "--bootstrap": self.bootstrap,
+                "--width": self.width,
+            },
+        )
         if not 0 <= self.foreground_fraction <= 1:
             raise ConfigError(
                 f"must be in [0, 1], got {self.foreground_fraction}",

@@ -21,11 +21,10 @@ from tqdm.auto import tqdm
 
 from braindino.config import save_config
 from braindino.downstream.options import default_out
-from braindino.downstream.runner import NATURAL_IMAGE, encoder_list
+from braindino.downstream.runner import encoder_list, load_compare_encoder
 from braindino.downstream.samples import image_columns
 from braindino.errors import ConfigError
 from braindino.features import encoder_preprocess
-from braindino.models import load_encoder
 from braindino.segment.augment import AugmentSettings
 from braindino.segment.cases import CaseSlices, load_or_prepare
 from braindino.segment.evaluate import evaluate_case
@@ -60,13 +59,6 @@ def load_segmentation_task(options: SegmentOptions):
             fix=f"run downstream/{script[str(task.target)]}.py --task {task.name}",
         )
     return task
-
-
-def _encoder(spec: str, reference_arch: str):
-    """The encoder behind an ``--encoder`` or ``--compare`` spec (random, natural resolved)."""
-    if spec == "random":
-        return load_encoder(f"random:{reference_arch}")
-    return load_encoder(NATURAL_IMAGE if spec == "natural" else spec)
 
 
 def prepare_cases(
@@ -201,12 +193,12 @@ def run_segmentation(options: SegmentOptions) -> dict[str, Any]:
     )
     store = Path(options.cache) if options.cache else cache_dir() / "segment"
     results, case_rows = [], []
-    reference_arch, reference_preprocess = "", None
+    reference, reference_preprocess = None, None
     for label, spec in encoder_list(options):  # type: ignore[arg-type]
         _say(f"[{task.name}] encoder {label}: {spec}", options.progress)
-        encoder = _encoder(spec, reference_arch)
+        encoder = load_compare_encoder(spec, reference)
         if reference_preprocess is None:
-            reference_arch = encoder.arch
+            reference = encoder
             reference_preprocess = OmegaConf.to_container(
                 encoder_preprocess(encoder, options.preprocess or None), resolve=True
             )

@@ -236,3 +236,27 @@ def test_teachers_never_use_drop_path():
         assert not torch.equal(
             student.forward_features(x)["cls"], student.forward_features(x)["cls"]
         )
+
+
+def test_teacher_update_is_the_ema_and_the_optimiser_is_adamw():
+    """teacher <- m * teacher + (1 - m) * student, against a float64 computation."""
+    from braindino.ssl.build import build_meta_arch, build_optimizer
+
+    cfg = load_config(
+        "pretrain/default", ["pretrain/tiny"], ["model.arch=vit_micro_patch16_dinov3"]
+    )
+    meta = build_meta_arch(cfg)
+    with torch.no_grad():
+        for param in meta.student.parameters():
+            param.add_(torch.randn_like(param))
+    before = {k: v.double() for k, v in meta.teacher.state_dict().items()}
+    student = {k: v.double() for k, v in meta.student.state_dict().items()}
+    meta.update_teacher(0.9)
+    for key, value in meta.teacher.state_dict().items():
+        expected = 0.9 * before[key] + 0.1 * student[key]
+        torch.testing.assert_close(value.double(), expected, rtol=1e-6, atol=1e-6)
+    optimizer = build_optimizer(cfg, meta)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert {id(p) for g in optimizer.param_groups for p in g["params"]} == {
+        id(p) for p in meta.student.parameters() if p.requires_grad
+    }

@@ -100,8 +100,7 @@ class SelfDistillation(nn.Module):
         """EMA: teacher ← momentum · teacher + (1 − momentum) · student."""
         t_params = list(self.teacher.parameters())
         s_params = [p.detach() for p in self.student.parameters()]
-        torch._foreach_mul_(t_params, momentum)
-        torch._foreach_add_(t_params, s_params, alpha=1.0 - momentum)
+        torch._foreach_lerp_(t_params, s_params, 1.0 - momentum)  # one pass per tensor
 
     def set_gram_teacher(self, backbone: MaskableViT | None = None) -> None:
         """Freeze a Gram teacher: a copy of ``backbone``, or of the EMA teacher's backbone."""

@@ -72,6 +72,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument(
+        "--profile", action="store_true", help="also print the step's top operators (self time)"
+    )
+    parser.add_argument(
         "--peak-tflops",
         type=float,
         default=0.0,
@@ -122,6 +125,12 @@ def main() -> None:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         meta.update_teacher(0.996)
+
+    if args.profile:
+        full_step()  # warm-up outside the profile
+        with torch.profiler.profile() as prof:
+            full_step()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
 
     from torch.utils.flop_counter import FlopCounterMode
 

@@ -477,3 +477,28 @@ def test_dice_multilabel_regions_and_edge_cases() -> None:
         dice_loss(torch.randn(1, 3, 4, 4), torch.tensor([[[0, 4], [1, 2]]]).repeat(1, 2, 2))
     with pytest.raises(BrainDinoError, match=r"dice_loss\(target\).*multilabel"):
         dice_loss(torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long), multilabel=True)
+
+
+def test_soft_cross_entropy_matches_float64_and_its_gradient() -> None:
+    """The fused op behind ibot_loss: any target mass per row, row weights, a temperature."""
+    from braindino.losses.soft_cross_entropy import soft_cross_entropy
+
+    rng = _rng(11)
+    logits, targets = rng.normal(size=(6, 9)), rng.uniform(size=(6, 9))  # rows need not sum to 1
+    weights, tau = rng.uniform(size=6), 0.07
+    log_probs = logits / tau - np.log(np.exp(logits / tau).sum(axis=1, keepdims=True))
+    expected = float(np.sum(weights * -(targets * log_probs).sum(axis=1)))
+    value = soft_cross_entropy(_t(logits), _t(targets), _t(weights), tau)
+    assert value.item() == pytest.approx(expected, rel=1e-10)
+    leaf = _t(logits).requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda s: soft_cross_entropy(s, _t(targets), _t(weights), tau), (leaf,)
+    )
+    single = _t(logits, torch.float32).requires_grad_(True)
+    soft_cross_entropy(
+        single, _t(targets, torch.float32), _t(weights, torch.float32), tau
+    ).backward()
+    reference = _t(logits).requires_grad_(True)
+    per_row = -(_t(targets) * torch.log_softmax(reference / tau, dim=1)).sum(dim=1)
+    (per_row * _t(weights)).sum().backward()
+    torch.testing.assert_close(single.grad.double(), reference.grad, rtol=1e-4, atol=1e-4)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from braindino.losses._common import check, check_positive, check_tensor, full_precision, upcast
+from braindino.losses.soft_cross_entropy import soft_cross_entropy
 
 
 def ibot_loss(
@@ -54,6 +54,6 @@ def ibot_loss(
         "pass one row per True entry of masks, in masks.nonzero() order",
     )
     with full_precision(student_patch_logits):
-        log_probs = F.log_softmax(upcast(student_patch_logits) / float(student_temperature), -1)
-        token_ce = -(teacher_patch_probs.detach().to(log_probs.dtype) * log_probs).sum(dim=-1)
-        return (token_ce * token_weight.to(token_ce)).sum() / n_images
+        logits = upcast(student_patch_logits)
+        total = soft_cross_entropy(logits, teacher_patch_probs, token_weight, student_temperature)
+        return total / n_images

@@ -40,7 +40,7 @@ def mean_predictor_mae(out: Path) -> float:
     return float(np.mean(np.abs(target - target.mean())))
 
 
-def summarise(out: Path, family: str, task: str, head: str) -> list[str]:
+def summarise(out: Path, task: str, head: str) -> list[str]:
     """Markdown rows for one run folder."""
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     name = metrics["primary_metric"]
@@ -51,7 +51,7 @@ def summarise(out: Path, family: str, task: str, head: str) -> list[str]:
         lows = [r["metrics"][name]["low"] for r in results]
         highs = [r["metrics"][name]["high"] for r in results]
         if name == "mae":
-            chance = f"{mean_predictor_mae(out):.2f} (train-mean MAE)"
+            chance = f"{mean_predictor_mae(out):.2f} (test-mean MAE)"
             bound = f"worst high {max(highs):.2f}"
         else:
             chance = "0.5" if name in ("macro_auc", "c_index") else "majority"
@@ -106,7 +106,7 @@ def main() -> None:
                 progress=False,
             )
         )
-        lines += summarise(out, family, task, head)
+        lines += summarise(out, task, head)
         print(lines[-2], lines[-1], sep="\n", flush=True)
     print("\n".join(lines))
 

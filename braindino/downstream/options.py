@@ -22,35 +22,47 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
-class RunOptions:
-    """One downstream run. ``None`` means: the task config's (or the protocol's) default.
+class ProtocolOptions:
+    """What every downstream run shares (classify/regress/survival/knn and segment). ``None``
+    means: the task config's (or the protocol's) default.
 
     ``encoder``: export folder, ``random:<arch>`` or timm name (default: ``make demo``'s export).
-    ``compare``: baseline encoders run on the same splits (``"random"`` = random init of the
-    main encoder's architecture with its preprocessing). ``overrides``: task config
-    ``key=value`` strings. ``preprocess``: preprocessing overrides for every encoder.
+    ``compare``: baseline encoders run on the same splits (``"random"`` = the main encoder's
+    random-init twin). ``overrides``: task config ``key=value`` strings. ``preprocess``:
+    preprocessing overrides for every encoder.
     """
 
     task: str
-    family: str = "classify"
     encoder: str | None = None
     data_root: str | None = None
     out: str | None = None
     label_fractions: list[float] | None = None
     seeds: list[int] = field(default_factory=lambda: [0])
     compare: list[str] = field(default_factory=list)
-    head: str | None = None
-    feature: str = "cls"
-    epochs: int = 50
-    lr: float | None = None
-    batch_size: int = 16
-    patience: int | None = 10
     bootstrap: int = 1000
     overrides: list[str] = field(default_factory=list)
     preprocess: dict[str, Any] = field(default_factory=dict)
     cohort: str | None = None
     cache: str | None = None
     progress: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON/YAML-ready dict of the options."""
+        return asdict(self)
+
+
+@dataclass
+class RunOptions(ProtocolOptions):
+    """One classify / regress / survival / knn run: the shared options (``ProtocolOptions``)
+    plus the script family and the head's training settings."""
+
+    family: str = "classify"
+    head: str | None = None
+    feature: str = "cls"
+    epochs: int = 50
+    lr: float | None = None
+    batch_size: int = 16
+    patience: int | None = 10
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -74,10 +86,6 @@ class RunOptions:
                 "--bootstrap": self.bootstrap,
             },
         )
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON/YAML-ready dict of the options."""
-        return asdict(self)
 
 
 def check_run_numbers(

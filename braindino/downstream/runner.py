@@ -36,11 +36,10 @@ from braindino.metrics import knn_accuracy
 from braindino.models import MaskableViT, load_encoder, random_like
 from braindino.tasks import (
     cache_dir,
-    ensure_splits,
     label_fraction_subjects,
     load_manifest,
     load_task,
-    with_splits,
+    split_manifest,
 )
 
 KNN_KS = (1, 3, 5, 10, 20, 50)
@@ -222,15 +221,7 @@ def run_downstream(options: RunOptions) -> dict[str, Any]:
     out = Path(options.out) if options.out else default_out(str(task.name))
     out.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(task, options.data_root, cohort=options.cohort)
-    splits = ensure_splits(
-        manifest,
-        out / "splits.csv",
-        str(task.target),
-        [float(f) for f in task.split.fractions],
-        int(task.split.seed),
-        int(task.split.bins),
-    )
-    manifest = with_splits(manifest, splits).reset_index(drop=True)
+    manifest, splits = split_manifest(manifest, task, out / "splits.csv", str(task.target))
     rows = split_rows(manifest)
     fractions = [float(f) for f in (options.label_fractions or task.label_fractions)]
     head_name = options.head or str(task.head)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
-from braindino.downstream.options import check_run_numbers
+from braindino.downstream.options import ProtocolOptions, check_run_numbers
 from braindino.errors import ConfigError
 from braindino.segment.model import HEADS
 
 
 @dataclass
-class SegmentOptions:
+class SegmentOptions(ProtocolOptions):
     """One ``downstream/segment.py`` run. ``None`` means the task's (or protocol's) default.
 
     ``heads``: ``decoder`` (multi-block features, x16 transposed-conv decoder) and/or ``linear``
@@ -20,13 +19,6 @@ class SegmentOptions:
     ``unfreeze_encoder``: also train the encoder at ``encoder_lr`` (off by default; reported).
     """
 
-    task: str
-    encoder: str | None = None
-    data_root: str | None = None
-    out: str | None = None
-    label_fractions: list[float] | None = None
-    seeds: list[int] = field(default_factory=lambda: [0])
-    compare: list[str] = field(default_factory=list)
     heads: list[str] = field(default_factory=lambda: list(HEADS))
     blocks: list[int] | None = None
     width: int = 128
@@ -39,13 +31,7 @@ class SegmentOptions:
     foreground_fraction: float = 0.5
     augment: bool = True
     patience: int | None = 10
-    bootstrap: int = 1000
     save_predictions: bool = True
-    overrides: list[str] = field(default_factory=list)
-    preprocess: dict[str, Any] = field(default_factory=dict)
-    cohort: str | None = None
-    cache: str | None = None
-    progress: bool = True
 
     def __post_init__(self) -> None:
         bad = [h for h in self.heads if h not in HEADS]
@@ -69,7 +55,3 @@ class SegmentOptions:
                 path="--foreground-fraction",
                 fix="use e.g. 0.5",
             )
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON/YAML-ready dict of the options."""
-        return asdict(self)

@@ -35,11 +35,10 @@ from braindino.segment.report import write_report
 from braindino.segment.train import TrainSettings, train_head
 from braindino.tasks import (
     cache_dir,
-    ensure_splits,
     label_fraction_subjects,
     load_task,
     segmentation_manifest,
-    with_splits,
+    split_manifest,
 )
 
 
@@ -170,15 +169,7 @@ def run_segmentation(options: SegmentOptions) -> dict[str, Any]:
     out = Path(options.out) if options.out else default_out(str(task.name))
     out.mkdir(parents=True, exist_ok=True)
     manifest = segmentation_manifest(task, options.data_root, cohort=options.cohort)
-    splits = ensure_splits(
-        manifest,
-        out / "splits.csv",
-        "class",
-        [float(f) for f in task.split.fractions],
-        int(task.split.seed),
-        int(task.split.bins),
-    )
-    manifest = with_splits(manifest, splits).reset_index(drop=True)
+    manifest, splits = split_manifest(manifest, task, out / "splits.csv", "class")
     by_split = {s: manifest[manifest["split"] == s] for s in ("train", "val", "test")}
     if by_split["train"].empty or by_split["test"].empty:
         raise ConfigError(

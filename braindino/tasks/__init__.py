@@ -19,6 +19,7 @@ from braindino.tasks.splits import (
     load_splits,
     make_splits,
     save_splits,
+    split_manifest,
     with_splits,
 )
 from braindino.tasks.synthetic import cache_dir, default_cohort_dir, ensure_cohort, synthetic_root
@@ -39,6 +40,7 @@ __all__ = [
     "normalise_value",
     "save_splits",
     "segmentation_manifest",
+    "split_manifest",
     "subject_key",
     "synthetic_root",
     "with_splits",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -185,3 +186,14 @@ def with_splits(manifest: pd.DataFrame, splits: pd.DataFrame) -> pd.DataFrame:
     out["split"] = out["subject"].astype(str).map(lookup)
     out.attrs = dict(manifest.attrs)
     return out
+
+
+def split_manifest(
+    manifest: pd.DataFrame, task: Any, path: str | Path, target: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The run's splits (``ensure_splits`` with the task's ``split`` settings, saved at ``path``)
+    and the manifest with its ``split`` column, re-indexed from 0."""
+    cfg = task.split
+    fractions = [float(f) for f in cfg.fractions]
+    splits = ensure_splits(manifest, path, target, fractions, int(cfg.seed), int(cfg.bins))
+    return with_splits(manifest, splits).reset_index(drop=True), splits

@@ -21,6 +21,7 @@ import torch
 
 from braindino.config import load_config
 from braindino.data.multicrop import MultiCropAugmentation
+from braindino.engine.host_memory import keep_freed_host_memory
 from braindino.ssl.build import build_meta_arch, build_optimizer
 from braindino.ssl.param_groups import apply_schedule_values, clip_gradients
 
@@ -80,7 +81,16 @@ def main() -> None:
         default=0.0,
         help="device's dense peak (TFLOP/s) for MFU, e.g. 989 for an H200 in bf16",
     )
+    parser.add_argument(
+        "--host-memory",
+        choices=["keep", "default"],
+        default="keep",
+        help="keep: glibc keeps freed memory for reuse, as the trainer does on the CPU "
+        "(run.keep_host_memory); default: the C library's own policy",
+    )
     args = parser.parse_args()
+    if args.host_memory == "keep" and args.device == "cpu":
+        keep_freed_host_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -127,7 +137,8 @@ def main() -> None:
         meta.update_teacher(0.996)
 
     if args.profile:
-        full_step()  # warm-up outside the profile
+        for _ in range(max(2, args.warmup)):  # steady state (allocator, caches) first
+            full_step()
         with torch.profiler.profile() as prof:
             full_step()
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
@@ -152,6 +163,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "bf16": args.bf16,
         "prototypes": args.prototypes,
+        "host_memory": args.host_memory,
         "floor_s": round(floor_s, 4),
         "step_s": round(results["full_step"], 4),
         "ratio": round(results["full_step"] / floor_s, 3),

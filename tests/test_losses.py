@@ -81,21 +81,30 @@ def test_sinkhorn_matches_float64_reference_and_balances_columns() -> None:
 def test_sinkhorn_on_cosine_logits_at_the_lowest_teacher_temperature() -> None:
     """The heads' logits are cosines in [-1, 1]; at 0.04 the fast linear-domain path runs and
     must equal the float64 textbook form (and the log-domain path)."""
-    from braindino.losses.sinkhorn import _fits_linear_domain, _sinkhorn_log
+    from braindino.losses import FactoredLogits
+    from braindino.losses.sinkhorn import LINEAR_RANGE, _global_range, _sinkhorn_log
 
-    x = _rng(7).normal(size=(24, 16))
-    w = _rng(8).normal(size=(64, 16))
-    cosines = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (
-        w / np.linalg.norm(w, axis=1, keepdims=True)
-    ).T
+    def fits_linear_domain(scaled: torch.Tensor) -> bool:
+        low, high = _global_range(scaled)
+        return float(high - low) <= LINEAR_RANGE
+
+    x = _unit(_rng(7).normal(size=(24, 16)))
+    w = _unit(_rng(8).normal(size=(64, 16)))
+    cosines = x @ w.T
     logits = _t(cosines, torch.float32)
-    assert _fits_linear_domain(logits / 0.04)
+    assert fits_linear_domain(logits / 0.04)
     probs = sinkhorn_knopp(logits, temperature=0.04, iterations=3)
     expected = _sinkhorn_reference(cosines, 0.04, 3)
     np.testing.assert_allclose(probs.numpy(), expected, rtol=1e-4, atol=1e-7)
     log_domain = _sinkhorn_log(logits / 0.04, 3)
     np.testing.assert_allclose(log_domain.numpy(), expected, rtol=1e-4, atol=1e-7)
-    assert not _fits_linear_domain(logits / 0.01)  # range 200: the log domain takes over
+    assert not fits_linear_domain(logits / 0.01)  # range 200: the log domain takes over
+    # the head's factors (bottleneck, prototypes) give the same targets without the logits
+    factored = FactoredLogits(_t(x, torch.float32), _t(w, torch.float32))
+    np.testing.assert_allclose(
+        sinkhorn_knopp(factored, 0.04, 3).numpy(), expected, rtol=1e-4, atol=1e-7
+    )
+    assert torch.equal(logits, _t(cosines, torch.float32))  # the caller's logits are untouched
 
 
 def test_sinkhorn_low_temperature_bf16_no_overflow_no_grad() -> None:
@@ -502,3 +511,98 @@ def test_soft_cross_entropy_matches_float64_and_its_gradient() -> None:
     per_row = -(_t(targets) * torch.log_softmax(reference / tau, dim=1)).sum(dim=1)
     (per_row * _t(weights)).sum().backward()
     torch.testing.assert_close(single.grad.double(), reference.grad, rtol=1e-4, atol=1e-4)
+
+
+# one block, several, one column per block; logits blocks kept for the backward or recomputed
+@pytest.mark.parametrize(("slab", "keep_bytes"), [(1 << 22, 1 << 31), (12, 1 << 31), (1, 0)])
+def test_factored_soft_cross_entropy_matches_float64_in_any_block_size(
+    monkeypatch, slab, keep_bytes
+) -> None:
+    """features @ prototypes.T in column blocks: same value and gradients as the numpy loss."""
+    from braindino.losses import FactoredLogits
+    from braindino.losses import soft_cross_entropy as sce
+
+    monkeypatch.setattr(sce, "SLAB_ELEMENTS", slab)
+    monkeypatch.setattr(sce, "KEEP_LOGITS_BYTES", keep_bytes)
+    rng = _rng(12)
+    features, prototypes = _unit(rng.normal(size=(5, 4))), _unit(rng.normal(size=(9, 4)))
+    targets, weights, tau = rng.uniform(size=(5, 9)), rng.uniform(size=5), 0.05
+    z = features @ prototypes.T / tau
+    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    expected = float(np.sum(weights * -(targets * log_probs).sum(axis=1)))
+    pair = (_t(features).requires_grad_(True), _t(prototypes).requires_grad_(True))
+    value = sce.soft_cross_entropy(FactoredLogits(*pair), _t(targets), _t(weights), tau)
+    assert value.item() == pytest.approx(expected, rel=1e-10)
+    # hand-derived gradient: dL/dz = w (softmax(z)·Σp − p) / τ, chained through the product
+    g = weights[:, None] * (_softmax(z) * targets.sum(axis=1, keepdims=True) - targets) / tau
+    grad_features, grad_prototypes = torch.autograd.grad(value, pair)
+    np.testing.assert_allclose(grad_features.numpy(), g @ prototypes, rtol=1e-9)
+    np.testing.assert_allclose(grad_prototypes.numpy(), g.T @ features, rtol=1e-9)
+    assert torch.autograd.gradcheck(
+        lambda f, p: sce.soft_cross_entropy(FactoredLogits(f, p), _t(targets), _t(weights), tau),
+        pair,
+    )
+
+
+@pytest.mark.parametrize(("slab", "keep_bytes"), [(1 << 22, 1 << 31), (12, 1 << 31), (12, 0)])
+def test_factored_soft_cross_entropy_with_unit_prototypes(monkeypatch, slab, keep_bytes) -> None:
+    """normalize=True (a DINO head's weight-normalised prototypes of any length): value and
+    gradients of the raw prototype matrix equal autograd through an explicit normalisation,
+    whether the backward reuses the forward's logits blocks or recomputes them (keep_bytes 0)."""
+    from braindino.losses import FactoredLogits
+    from braindino.losses import soft_cross_entropy as sce
+
+    monkeypatch.setattr(sce, "SLAB_ELEMENTS", slab)
+    monkeypatch.setattr(sce, "KEEP_LOGITS_BYTES", keep_bytes)
+    rng = _rng(13)
+    features = _t(_unit(rng.normal(size=(5, 4)))).requires_grad_(True)
+    prototypes = _t(rng.normal(size=(9, 4)) * rng.uniform(0.2, 3, size=(9, 1))).requires_grad_(True)
+    targets, weights, tau = _t(rng.uniform(size=(5, 9))), _t(rng.uniform(size=5)), 0.05
+
+    def reference(f, w):
+        z = f @ (w / w.norm(dim=1, keepdim=True)).T / tau
+        return (weights * -(targets * torch.log_softmax(z, dim=1)).sum(dim=1)).sum()
+
+    def factored(f, w):
+        return sce.soft_cross_entropy(FactoredLogits(f, w, True), targets, weights, tau)
+
+    value, expected = factored(features, prototypes), reference(features, prototypes)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-10)
+    got = torch.autograd.grad(value, (features, prototypes))
+    want = torch.autograd.grad(expected, (features, prototypes))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert torch.autograd.gradcheck(factored, (features, prototypes))
+    # the teacher side: Sinkhorn–Knopp on the same factors equals it on the explicit logits
+    reference_logits = features.detach() @ (prototypes / prototypes.norm(dim=1)[:, None]).T
+    torch.testing.assert_close(
+        sinkhorn_knopp(FactoredLogits(features, prototypes, True), 0.04),
+        sinkhorn_knopp(reference_logits, 0.04),
+    )
+
+
+def test_ibot_loss_factored_equals_materialised_logits_fp32_and_bf16(monkeypatch) -> None:
+    from braindino.losses import FactoredLogits
+    from braindino.losses import soft_cross_entropy as sce
+
+    monkeypatch.setattr(sce, "SLAB_ELEMENTS", 40)  # several blocks
+    torch.manual_seed(0)
+    masks = torch.rand(3, 16) < 0.4
+    masks[1] = False  # an image without masked tokens
+    m = int(masks.sum())
+    features = torch.nn.functional.normalize(torch.randn(m, 8), dim=1).requires_grad_(True)
+    prototypes = torch.nn.functional.normalize(torch.randn(33, 8), dim=1).requires_grad_(True)
+    probs = sinkhorn_knopp(torch.randn(m, 33), 0.07)
+    factored = ibot_loss(FactoredLogits(features, prototypes), probs, masks, 0.1)
+    plain = ibot_loss(features @ prototypes.T, probs, masks, 0.1)
+    torch.testing.assert_close(factored, plain)
+    grads_f = torch.autograd.grad(factored, (features, prototypes))
+    grads_p = torch.autograd.grad(plain, (features, prototypes))
+    for a, b in zip(grads_f, grads_p):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    half = FactoredLogits(features.bfloat16(), prototypes.bfloat16())  # products in bf16
+    low = ibot_loss(half, probs, masks, 0.1)
+    assert low.dtype == torch.float32
+    assert low.item() == pytest.approx(plain.item(), rel=2e-2)
+    with pytest.raises(BrainDinoError, match=r"ibot_loss\(student_patch_logits\).*width 8.*5"):
+        ibot_loss(FactoredLogits(features, torch.zeros(33, 5)), probs, masks)

@@ -260,6 +260,11 @@ def test_head_logits_are_cosines_to_prototypes():
     plain = _head(normalize_prototypes=False)
     with torch.no_grad():
         torch.testing.assert_close(plain(x), plain.bottleneck(x) @ plain.last_layer.weight.T)
+    # the factored form (for ibot_loss) holds the same logits as its two factors
+    factored = head(x, factored=True)
+    assert factored.shape == (5, head.last_layer.weight.shape[0])
+    with torch.no_grad():
+        torch.testing.assert_close(factored.materialize().double(), cosine, rtol=1e-5, atol=1e-6)
 
 
 def test_frozen_prototype_layer_gets_no_update():

@@ -14,9 +14,11 @@ from braindino.losses.gram import gram_loss
 from braindino.losses.ibot import ibot_loss
 from braindino.losses.koleo import koleo_loss
 from braindino.losses.sinkhorn import sinkhorn_knopp
+from braindino.losses.soft_cross_entropy import FactoredLogits
 from braindino.losses.supcon import supcon_loss
 
 __all__ = [
+    "FactoredLogits",
     "class_variance_loss",
     "cox_loss",
     "dice_loss",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 
 from braindino.losses._common import check, check_positive, check_tensor, full_precision, upcast
-from braindino.losses.soft_cross_entropy import soft_cross_entropy
+from braindino.losses.soft_cross_entropy import FactoredLogits, soft_cross_entropy
 
 
 def ibot_loss(
-    student_patch_logits: torch.Tensor,
+    student_patch_logits: torch.Tensor | FactoredLogits,
     teacher_patch_probs: torch.Tensor,
     masks: torch.Tensor,
     student_temperature: float = 0.1,
@@ -23,9 +23,27 @@ def ibot_loss(
     without masked tokens contributes 0 (and still counts in N). Teacher probabilities are a fixed
     target. Computed in float32 with autocast off (float64 inputs stay
     float64); returns a scalar.
+
+    ``student_patch_logits`` may also be :class:`braindino.losses.FactoredLogits` (the iBOT
+    head's normalised bottleneck ``[M, D]`` and prototypes ``[K, D]``, from
+    ``DINOHead(..., factored=True)``): the same loss without ever holding the ``[M, K]`` logits,
+    which is what makes K = 65,536 cheap; the products then run in the features' dtype.
     """
     where = "ibot_loss"
-    check_tensor(student_patch_logits, f"{where}(student_patch_logits)", 2)
+    if isinstance(student_patch_logits, FactoredLogits):
+        check_tensor(student_patch_logits.features, f"{where}(student_patch_logits.features)", 2)
+        check_tensor(
+            student_patch_logits.prototypes, f"{where}(student_patch_logits.prototypes)", 2
+        )
+        widths = (student_patch_logits.features.shape[1], student_patch_logits.prototypes.shape[1])
+        check(
+            widths[0] == widths[1],
+            f"{where}(student_patch_logits)",
+            f"features have width {widths[0]} but prototypes {widths[1]}",
+            "pass the head's bottleneck features and its prototype matrix",
+        )
+    else:
+        check_tensor(student_patch_logits, f"{where}(student_patch_logits)", 2)
     check_tensor(teacher_patch_probs, f"{where}(teacher_patch_probs)", 2)
     check_tensor(masks, f"{where}(masks)", 2)
     check_positive(student_temperature, f"{where}(student_temperature)")
@@ -53,7 +71,9 @@ def ibot_loss(
         f"has {student_patch_logits.shape[0]} rows but masks marks {token_weight.shape[0]} tokens",
         "pass one row per True entry of masks, in masks.nonzero() order",
     )
-    with full_precision(student_patch_logits):
-        logits = upcast(student_patch_logits)
+    factored = isinstance(student_patch_logits, FactoredLogits)
+    device_of = student_patch_logits.features if factored else student_patch_logits
+    with full_precision(device_of):
+        logits = student_patch_logits if factored else upcast(student_patch_logits)
         total = soft_cross_entropy(logits, teacher_patch_probs, token_weight, student_temperature)
         return total / n_images

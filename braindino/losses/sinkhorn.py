@@ -6,6 +6,7 @@ import torch
 import torch.distributed as dist
 
 from braindino.losses._common import check, check_positive, check_tensor, full_precision, upcast
+from braindino.losses.soft_cross_entropy import FactoredLogits
 
 
 def _distributed() -> bool:
@@ -28,7 +29,7 @@ def _global_logsumexp_over_rows(log_q: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def sinkhorn_knopp(
-    teacher_logits: torch.Tensor, temperature: float, iterations: int = 3
+    teacher_logits: torch.Tensor | FactoredLogits, temperature: float, iterations: int = 3
 ) -> torch.Tensor:
     """Turn teacher logits ``[N, K]`` into target probabilities ``[N, K]`` balanced over prototypes.
 
@@ -42,9 +43,16 @@ def sinkhorn_knopp(
     The iterations run in the log domain in float32 (float64 stays float64), so low temperatures
     (0.04) and bf16 inputs neither overflow nor leave an empty column. No gradient flows (teacher
     side). Returns float32 (float64 for float64 input).
+
+    ``teacher_logits`` may be :class:`braindino.losses.FactoredLogits` (a head's bottleneck and
+    prototypes): the ``[N, K]`` matrix is then built once, scaled in place (temperature and
+    prototype norms) and turned into the returned targets in place.
     """
     where = "sinkhorn_knopp"
-    check_tensor(teacher_logits, f"{where}(teacher_logits)", 2)
+    factored = isinstance(teacher_logits, FactoredLogits)
+    parts = teacher_logits if factored else (teacher_logits,)
+    for name, part in zip(("features", "prototypes") if factored else ("",), parts):
+        check_tensor(part, f"{where}(teacher_logits{'.' + name if name else ''})", 2)
     check_positive(temperature, f"{where}(temperature)")
     check(
         isinstance(iterations, int) and not isinstance(iterations, bool) and iterations >= 1,
@@ -52,10 +60,18 @@ def sinkhorn_knopp(
         f"must be an integer >= 1, got {iterations!r}",
         "use the DINOv3 default of 3",
     )
-    with full_precision(teacher_logits):
-        scaled = upcast(teacher_logits.detach()) / float(temperature)
-        if _fits_linear_domain(scaled):
-            return _sinkhorn_linear(scaled, iterations)
+    with full_precision(parts[0]):
+        if factored:
+            features = upcast(teacher_logits.features.detach())
+            scaled = features @ teacher_logits.prototypes.detach().to(features.dtype).T
+            scale = teacher_logits.column_scale(scaled.dtype)  # unit prototypes: 1 / ‖W_k‖
+            scaled.mul_(scale / float(temperature) if scale is not None else 1 / temperature)
+        else:
+            scaled = upcast(teacher_logits.detach()) / float(temperature)
+        # ``scaled`` is this function's own buffer from here on (the paths below work in place)
+        low, high = _global_range(scaled)
+        if float(high - low) <= LINEAR_RANGE and scaled.dtype != torch.float16:
+            return _sinkhorn_linear(scaled, high, iterations)
         return _sinkhorn_log(scaled, iterations)
 
 
@@ -74,23 +90,26 @@ def _sinkhorn_log(scaled: torch.Tensor, iterations: int) -> torch.Tensor:
 LINEAR_RANGE = 60.0
 
 
-def _fits_linear_domain(scaled: torch.Tensor) -> bool:
-    """Whether exp(scaled - global max) keeps every entry a normal float (on every process).
+def _global_range(scaled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The smallest and largest entry over the rows of every process (one pass: aminmax).
 
-    True for the DINO/iBOT heads, whose logits are cosines in [-1, 1] (range ≤ 2 / 0.04 = 50 at
-    the lowest teacher temperature); then one exp replaces the log domain's ~7 passes per
-    iteration. Otherwise (arbitrary logits) the log-domain path keeps empty columns impossible.
+    When the range is at most ``LINEAR_RANGE`` (always for the DINO/iBOT heads, whose logits are
+    cosines in [-1, 1]: range ≤ 2 / 0.04 = 50 at the lowest teacher temperature),
+    ``exp(scaled - max)`` keeps every entry a normal float and one exp replaces the log domain's
+    ~7 passes per iteration; otherwise the log-domain path keeps empty columns impossible.
     """
     if scaled.numel() == 0:
-        spread = scaled.new_zeros(2)
+        low, high = scaled.new_full((), float("inf")), scaled.new_full((), float("-inf"))
     else:
-        spread = torch.stack([scaled.max(), -scaled.min()])
+        low, high = torch.aminmax(scaled)
     if _distributed():
-        dist.all_reduce(spread, op=dist.ReduceOp.MAX)
-    return bool(spread.sum() <= LINEAR_RANGE) and scaled.dtype != torch.float16
+        pair = torch.stack([-low, high])
+        dist.all_reduce(pair, op=dist.ReduceOp.MAX)
+        low, high = -pair[0], pair[1]
+    return low, high
 
 
-def _sinkhorn_linear(scaled: torch.Tensor, iterations: int) -> torch.Tensor:
+def _sinkhorn_linear(scaled: torch.Tensor, shift: torch.Tensor, iterations: int) -> torch.Tensor:
     """Sinkhorn–Knopp in the linear domain after one exp with a global max shift.
 
     The iterates are ``u[:, None] * q * v[None, :]`` with ``q = exp(scaled - shift)`` fixed: each
@@ -98,10 +117,7 @@ def _sinkhorn_linear(scaled: torch.Tensor, iterations: int) -> torch.Tensor:
     and q is rescaled once at the end, instead of dividing the whole ``[N, K]`` matrix twice per
     iteration (memory-bound at K = 65,536).
     """
-    shift = scaled.max() if scaled.numel() else scaled.new_zeros(())
-    if _distributed():
-        dist.all_reduce(shift, op=dist.ReduceOp.MAX)
-    q = torch.exp(scaled - shift)
+    q = scaled.sub_(shift).exp_()  # in place; shift = the global max
     u = q.new_ones(q.shape[0])
     for _ in range(iterations):
         columns = u @ q  # [K]: column sums of u[:, None] * q

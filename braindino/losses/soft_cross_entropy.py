@@ -1,16 +1,73 @@
-"""Row-weighted soft-target cross-entropy with a temperature, as one memory-lean autograd op.
+"""Row-weighted soft-target cross-entropy with a temperature, as memory-lean autograd ops.
 
 ``Σ_i w_i · (−Σ_k p_ik · log softmax(s_i / τ)_k)`` over ``[M, K]`` rows. With K = 65,536
-prototypes the loss is memory-bound, so the op keeps the passes over ``[M, K]`` few: the forward
-computes ``z = s / τ``, its row log-sum-exp and ``Σ_k p·z`` (a batched dot product, no product
-matrix) and keeps only per-row values; the backward rebuilds ``softmax(z)`` in one buffer and turns
-it in place into ``(softmax(z)·Σ_k p − p)·w/τ``.
-Autograd's log_softmax → multiply → sum chain materialises about twice as many ``[M, K]`` tensors.
+prototypes the loss is memory-bound, so both ops keep the passes over ``[M, K]`` few.
+
+- :func:`soft_cross_entropy` takes materialised logits ``s``. The forward computes ``z = s / τ``,
+  its row log-sum-exp and ``Σ_k p·z`` (a batched dot product, no product matrix) and keeps only
+  per-row values; the backward rebuilds ``softmax(z)`` in one buffer and turns it in place into
+  ``(softmax(z)·Σ_k p − p)·w/τ``. Autograd's log_softmax → multiply → sum chain materialises about
+  twice as many ``[M, K]`` tensors.
+- Given :class:`FactoredLogits` (``s = features @ prototypes.T``, the last layer of a DINO/iBOT
+  head), the op never builds the gradient of ``s``, nor the unit-prototype matrix: it walks the
+  prototypes in blocks of columns with an online log-sum-exp, and the backward turns each block's
+  logits into its softmax gradient in place and writes that block's prototype gradient directly.
+  Its temporaries are ``[M, block]`` slabs of a few MB; only the logits blocks themselves are
+  kept for the backward (up to ``KEEP_LOGITS_BYTES``; beyond it the backward recomputes them, one
+  extra ``[M, D] × [D, K]`` product, and nothing ``[M, K]``-sized outlives the forward).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
+
+# Elements per [M, block] slab (16 MB in float32): small enough for malloc to reuse heap memory
+# (glibc serves blocks under 32 MB from its heap once it has seen one freed), big enough that the
+# block products stay efficient.
+SLAB_ELEMENTS = 1 << 22
+# The forward keeps the scaled logits blocks for the backward up to this many bytes (the [M, K]
+# logits of iBOT at batch 64 are ~1 GB in float32); beyond it the backward recomputes them.
+KEEP_LOGITS_BYTES = 1 << 31
+
+
+class FactoredLogits(NamedTuple):
+    """Logits ``features @ prototypes.T`` kept as their factors: ``[M, D]`` and ``[K, D]``.
+
+    With ``normalize=True`` each prototype row is divided by its length first (a DINO head's
+    weight-normalised last layer): the logits are then ``features @ unit(prototypes).T``, and the
+    consumers fold ``1 / ‖prototype‖`` into a per-column scale instead of building the unit
+    matrix.
+    """
+
+    features: torch.Tensor
+    prototypes: torch.Tensor
+    normalize: bool = False
+
+    @property
+    def shape(self) -> torch.Size:
+        """The shape ``[M, K]`` of the logits these factors stand for."""
+        return torch.Size((self.features.shape[0], self.prototypes.shape[0]))
+
+    def column_scale(self, dtype: torch.dtype) -> torch.Tensor | None:
+        """``1 / ‖prototype_k‖`` as ``[K]`` in ``dtype`` (None without ``normalize``)."""
+        if not self.normalize:
+            return None
+        return inverse_row_norms(self.prototypes.detach().to(dtype))
+
+    def materialize(self) -> torch.Tensor:
+        """The ``[M, K]`` logits (for tests and small K)."""
+        prototypes = self.prototypes
+        if self.normalize:
+            prototypes = prototypes * inverse_row_norms(prototypes)[:, None]
+        return self.features @ prototypes.to(self.features.dtype).T
+
+
+def inverse_row_norms(matrix: torch.Tensor) -> torch.Tensor:
+    """``1 / max(‖row‖, eps)`` per row, as ``F.normalize`` divides (eps 1e-12; 1e-6 in fp16)."""
+    eps = 1e-6 if matrix.dtype == torch.float16 else 1e-12
+    return torch.linalg.vector_norm(matrix, dim=1).clamp_min(eps).reciprocal()
 
 
 class _SoftCrossEntropy(torch.autograd.Function):
@@ -33,14 +90,120 @@ class _SoftCrossEntropy(torch.autograd.Function):
         return grad, None, None, None
 
 
+def _blocks(rows: int, columns: int) -> list[tuple[int, int]]:
+    width = max(1, min(columns, SLAB_ELEMENTS // max(rows, 1)))
+    return [(start, min(start + width, columns)) for start in range(0, columns, width)]
+
+
+class _FactoredSoftCrossEntropy(torch.autograd.Function):
+    """The soft-target cross-entropy of ``features @ prototypes.T`` in column blocks.
+
+    Logits ``z_ik = c_k · (f_i · W_k)`` with the column scale ``c_k = 1/τ`` (or
+    ``1 / (τ ‖W_k‖)`` for unit prototypes). With ``H = ∂loss/∂z`` the gradients are
+    ``∂f = (H ⊙ c) @ W`` and ``∂W_k = c_k (Hᵀ f)_k − (Σ_i H_ik z_ik) W_k / ‖W_k‖²`` (the second
+    term only for unit prototypes), so no ``[K, D]`` unit matrix is ever built either.
+    """
+
+    @staticmethod
+    def forward(ctx, features, prototypes, targets, weights, inv_temperature, normalize):
+        rows, acc = features.shape[0], targets.dtype  # float32, or float64 for float64 inputs
+        weight = prototypes.detach().to(features.dtype)
+        scale = FactoredLogits(features, prototypes.detach(), normalize).column_scale(acc)
+        scale = (scale * inv_temperature) if scale is not None else None
+        running_max = features.new_full((rows,), float("-inf"), dtype=acc)
+        running_sum = features.new_zeros(rows, dtype=acc)
+        dot = features.new_zeros(rows, dtype=acc)
+        element_bytes = torch.finfo(acc).bits // 8
+        keep = rows * weight.shape[0] * element_bytes <= KEEP_LOGITS_BYTES
+        kept = []
+        for start, stop in _blocks(rows, weight.shape[0]):
+            z = _block_logits(features, weight, scale, inv_temperature, start, stop, acc)
+            dot += torch.linalg.vecdot(targets[:, start:stop], z, dim=1)
+            new_max = torch.maximum(running_max, z.amax(dim=1))
+            running_sum.mul_(torch.exp(running_max - new_max))
+            shifted = z.sub(new_max.unsqueeze(1)) if keep else z.sub_(new_max.unsqueeze(1))
+            running_sum += shifted.exp_().sum(dim=1)
+            running_max = new_max
+            if keep:
+                kept.append(z)
+        ctx.kept = kept
+        lse = running_max + torch.log(running_sum)
+        target_mass = targets.sum(dim=1)
+        ctx.save_for_backward(features, prototypes, targets, weights, lse, target_mass)
+        ctx.inv_temperature, ctx.normalize = inv_temperature, normalize
+        return (weights * (target_mass * lse - dot)).sum()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        features, prototypes, targets, weights, lse, target_mass = ctx.saved_tensors
+        inv_t, acc = ctx.inv_temperature, targets.dtype
+        weight = prototypes.to(features.dtype)
+        unit_scale = FactoredLogits(features, prototypes, ctx.normalize).column_scale(acc)
+        scale = (unit_scale * inv_t) if unit_scale is not None else None
+        row_weight = (grad_output * weights).unsqueeze(1)
+        grad_features = torch.zeros(features.shape, dtype=acc, device=features.device)
+        grad_prototypes = torch.empty(weight.shape, dtype=acc, device=features.device)
+        kept, ctx.kept = ctx.kept, None
+        for index, (start, stop) in enumerate(_blocks(features.shape[0], weight.shape[0])):
+            if kept:
+                z = kept[index]
+                kept[index] = None  # freed as the backward walks the blocks
+            else:
+                z = _block_logits(features, weight, scale, inv_t, start, stop, acc)
+            h = torch.exp(z - lse.unsqueeze(1))  # softmax block
+            h.mul_(target_mass.unsqueeze(1)).sub_(targets[:, start:stop]).mul_(row_weight)  # H
+            correction = z.mul_(h).sum(dim=0) if scale is not None else None  # Σ_i H_ik z_ik
+            h.mul_(scale[start:stop] if scale is not None else inv_t)  # H ⊙ c
+            h_low = h.to(features.dtype)
+            grad_features += (h_low @ weight[start:stop]).to(acc)
+            block = grad_prototypes[start:stop]
+            if h_low.dtype == acc:
+                torch.mm(h_low.T, features, out=block)
+            else:
+                block.copy_(h_low.T @ features)
+            if correction is not None:
+                factor = correction * unit_scale[start:stop].square()
+                block.sub_(factor.unsqueeze(1) * prototypes[start:stop].to(acc))
+        return (
+            grad_features.to(features.dtype),
+            grad_prototypes.to(prototypes.dtype),
+            None,
+            None,
+            None,
+            None,
+        )
+
+
+def _block_logits(features, weight, scale, inv_temperature, start, stop, acc) -> torch.Tensor:
+    z = (features @ weight[start:stop].T).to(acc)
+    return z.mul_(scale[start:stop]) if scale is not None else z.mul_(inv_temperature)
+
+
 def soft_cross_entropy(
-    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, temperature: float
+    logits: torch.Tensor | FactoredLogits,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    temperature: float,
 ) -> torch.Tensor:
     """``Σ_i weights[i] · (−Σ_k targets[i, k] · log softmax(logits[i] / temperature)_k)``.
 
-    ``logits`` and ``targets`` are ``[M, K]`` of one floating dtype, ``weights`` ``[M]``; the
-    gradient flows into ``logits`` only (targets and weights are constants). Returns a scalar.
+    ``logits`` is an ``[M, K]`` tensor, or :class:`FactoredLogits` (features ``[M, D]`` and
+    prototypes ``[K, D]``, which is faster and leaner for large K); ``targets`` is ``[M, K]`` and
+    ``weights`` ``[M]``. The gradient flows into the logits (or both factors) only; targets and
+    weights are constants. Returns a scalar.
     """
+    inv_temperature = 1.0 / float(temperature)
+    if isinstance(logits, FactoredLogits):
+        # the products run in the features' dtype (bf16 on a GPU), the softmax in float32
+        acc = torch.float64 if logits.features.dtype == torch.float64 else torch.float32
+        return _FactoredSoftCrossEntropy.apply(
+            logits.features,
+            logits.prototypes,
+            targets.detach().to(acc),
+            weights.detach().to(acc),
+            inv_temperature,
+            bool(logits.normalize),
+        )
     targets = targets.detach().to(logits.dtype)
     weights = weights.detach().to(logits.dtype)
-    return _SoftCrossEntropy.apply(logits, targets, weights, 1.0 / float(temperature))
+    return _SoftCrossEntropy.apply(logits, targets, weights, inv_temperature)

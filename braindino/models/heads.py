@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from braindino.errors import ConfigError
+from braindino.losses.soft_cross_entropy import FactoredLogits, inverse_row_norms
 
 
 def _unit_rows(x: Tensor) -> Tensor:
@@ -34,9 +35,16 @@ class PrototypeLayer(nn.Module):
         nn.init.trunc_normal_(self.weight, std=0.02)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Prototype scores ``[..., out_dim]``."""
-        weight = _unit_rows(self.weight) if self.normalize else self.weight
-        return F.linear(x, weight.to(x.dtype))
+        """Prototype scores ``[..., out_dim]``.
+
+        Unit prototypes are applied as a per-column scale of ``x @ weight.T`` (by
+        ``1 / ‖weight_k‖``): the same logits as multiplying by the normalised matrix, without
+        building that ``[out_dim, in_dim]`` matrix and its gradient every step.
+        """
+        logits = F.linear(x, self.weight.to(x.dtype))
+        if not self.normalize:
+            return logits
+        return logits * inverse_row_norms(self.weight).to(logits.dtype)
 
     def extra_repr(self) -> str:
         out_dim, in_dim = self.weight.shape
@@ -101,9 +109,19 @@ class DINOHead(nn.Module):
         """The L2-normalised bottleneck features ``[..., bottleneck_dim]``."""
         return _unit_rows(self.mlp(x))
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Prototype logits ``[..., out_dim]`` for features ``[..., in_dim]``."""
-        return self.last_layer(self.bottleneck(x))
+    def forward(self, x: Tensor, factored: bool = False) -> Tensor | FactoredLogits:
+        """Prototype logits ``[..., out_dim]`` for features ``[..., in_dim]``.
+
+        ``factored=True`` (2-D input) returns the logits as their two factors,
+        :class:`~braindino.losses.FactoredLogits` (bottleneck ``[M, bottleneck_dim]``,
+        prototypes ``[out_dim, bottleneck_dim]``), for the losses that never materialise the
+        ``[M, out_dim]`` matrix (``ibot_loss``). Computed inside ``forward`` so that FSDP's
+        hooks see it.
+        """
+        z = self.bottleneck(x)
+        if factored:
+            return FactoredLogits(z, self.last_layer.weight, self.last_layer.normalize)
+        return self.last_layer(z)
 
     def drop_last_layer_grad(self) -> None:
         """Discard the prototype layer's gradients so the next optimiser step skips it."""

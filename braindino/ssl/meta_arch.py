@@ -34,7 +34,8 @@ class StudentNetwork(nn.Module):
         self.ibot_head = ibot_head
 
     def forward(self, global_crops: Tensor, local_crops: Tensor | None, masks: Tensor) -> dict:
-        """Student outputs: global CLS/patches, DINO logits (all crops), iBOT logits (masked).
+        """Student outputs: global CLS/patches, DINO logits (all crops), iBOT logits (masked,
+        as :class:`~braindino.losses.FactoredLogits`).
 
         ``dino_logits`` rows are ordered global crops first, then local crops (crop-major).
         """
@@ -46,7 +47,8 @@ class StudentNetwork(nn.Module):
             "cls_global": glob["cls"],
             "patches_global": glob["patches"],
             "dino_logits": self.dino_head(torch.cat(cls)),
-            "ibot_logits": self.ibot_head(glob["patches"][masks]),
+            # the iBOT logits stay factored: ibot_loss never builds the [masked, K] matrix
+            "ibot_logits": self.ibot_head(glob["patches"][masks], factored=True),
         }
 
 
@@ -113,7 +115,8 @@ class SelfDistillation(nn.Module):
         out = self.teacher.backbone.forward_features(global_crops)
         cls_logits = self.teacher.dino_head(out["cls"])
         dino = sinkhorn_knopp(cls_logits, temperature, w.sinkhorn_iterations)
-        patch_logits = self.teacher.ibot_head(out["patches"][masks])
+        # factored: Sinkhorn–Knopp builds the [masked, K] matrix once, already over τ
+        patch_logits = self.teacher.ibot_head(out["patches"][masks], factored=True)
         ibot = sinkhorn_knopp(patch_logits, temperature, w.sinkhorn_iterations)
         return {"dino": dino, "ibot": ibot, "cls_logits": cls_logits}
 

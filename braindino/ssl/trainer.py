@@ -29,6 +29,7 @@ from braindino.engine.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from braindino.engine.host_memory import keep_freed_host_memory
 from braindino.engine.logger import RunLogger
 from braindino.engine.signals import install_signal_handlers
 from braindino.errors import BrainDinoError, ConfigError, DataError
@@ -166,6 +167,8 @@ class Trainer:
         self._probe_set = None
         sampler_state = self._maybe_resume()
         self.meta.to(self.acc.device)
+        if self.acc.device.type == "cpu" and cfg.run.keep_host_memory:
+            keep_freed_host_memory()
         if self.sharded:
             shard_student(self.meta.student, self.acc.device)
             self.optimizer = build_optimizer(cfg, self.meta)

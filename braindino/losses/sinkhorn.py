@@ -62,8 +62,9 @@ def sinkhorn_knopp(
     )
     with full_precision(parts[0]):
         if factored:
-            features = upcast(teacher_logits.features.detach())
-            scaled = features @ teacher_logits.prototypes.detach().to(features.dtype).T
+            # the product in the features' dtype (bf16 under autocast, like the head's linear)
+            features = teacher_logits.features.detach()
+            scaled = upcast(features @ teacher_logits.prototypes.detach().to(features.dtype).T)
             scale = teacher_logits.column_scale(scaled.dtype)  # unit prototypes: 1 / ‖W_k‖
             scaled.mul_(scale / float(temperature) if scale is not None else 1 / temperature)
         else:

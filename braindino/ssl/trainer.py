@@ -471,5 +471,14 @@ def _schedule_logs(values: dict, images_per_s: float) -> dict[str, float]:
 
 
 def pretrain(cfg: DictConfig) -> str:
-    """Run (or resume) the pretraining described by a merged config."""
-    return Trainer(cfg).fit()
+    """Run (or resume) the pretraining described by a merged config.
+
+    The process group is torn down before returning: left to interpreter exit, a gloo process
+    group's threads can abort the process ("terminate called without an active exception") after
+    training has finished and checkpointed, which turns a finished job into a failed one.
+    """
+    try:
+        return Trainer(cfg).fit()
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

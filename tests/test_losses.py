@@ -608,3 +608,7 @@ def test_ibot_loss_factored_equals_materialised_logits_fp32_and_bf16(monkeypatch
     assert low.item() == pytest.approx(plain.item(), rel=2e-2)
     with pytest.raises(BrainDinoError, match=r"ibot_loss\(student_patch_logits\).*width 8.*5"):
         ibot_loss(FactoredLogits(features, torch.zeros(33, 5)), probs, masks)
+    with pytest.raises(BrainDinoError, match=r"sinkhorn_knopp\(teacher_logits\).*width 8.*5"):
+        sinkhorn_knopp(FactoredLogits(features, torch.zeros(33, 5)), 0.04)
+    with pytest.raises(BrainDinoError, match=r"sinkhorn_knopp\(teacher_logits.features\)"):
+        sinkhorn_knopp(FactoredLogits(features[0], prototypes), 0.04)

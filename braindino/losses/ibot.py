@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from braindino.losses._common import check, check_positive, check_tensor, full_precision, upcast
-from braindino.losses.soft_cross_entropy import FactoredLogits, soft_cross_entropy
+from braindino.losses.soft_cross_entropy import FactoredLogits, check_logits, soft_cross_entropy
 
 
 def ibot_loss(
@@ -30,20 +30,7 @@ def ibot_loss(
     which is what makes K = 65,536 cheap; the products then run in the features' dtype.
     """
     where = "ibot_loss"
-    if isinstance(student_patch_logits, FactoredLogits):
-        check_tensor(student_patch_logits.features, f"{where}(student_patch_logits.features)", 2)
-        check_tensor(
-            student_patch_logits.prototypes, f"{where}(student_patch_logits.prototypes)", 2
-        )
-        widths = (student_patch_logits.features.shape[1], student_patch_logits.prototypes.shape[1])
-        check(
-            widths[0] == widths[1],
-            f"{where}(student_patch_logits)",
-            f"features have width {widths[0]} but prototypes {widths[1]}",
-            "pass the head's bottleneck features and its prototype matrix",
-        )
-    else:
-        check_tensor(student_patch_logits, f"{where}(student_patch_logits)", 2)
+    check_logits(student_patch_logits, where, "student_patch_logits")
     check_tensor(teacher_patch_probs, f"{where}(teacher_patch_probs)", 2)
     check_tensor(masks, f"{where}(masks)", 2)
     check_positive(student_temperature, f"{where}(student_temperature)")

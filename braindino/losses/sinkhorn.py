@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from braindino.losses._common import check, check_positive, check_tensor, full_precision, upcast
-from braindino.losses.soft_cross_entropy import FactoredLogits
+from braindino.losses._common import check, check_positive, full_precision, upcast
+from braindino.losses.soft_cross_entropy import FactoredLogits, check_logits
 
 
 def _distributed() -> bool:
@@ -49,10 +49,8 @@ def sinkhorn_knopp(
     prototype norms) and turned into the returned targets in place.
     """
     where = "sinkhorn_knopp"
+    check_logits(teacher_logits, where, "teacher_logits")
     factored = isinstance(teacher_logits, FactoredLogits)
-    parts = teacher_logits if factored else (teacher_logits,)
-    for name, part in zip(("features", "prototypes") if factored else ("",), parts):
-        check_tensor(part, f"{where}(teacher_logits{'.' + name if name else ''})", 2)
     check_positive(temperature, f"{where}(temperature)")
     check(
         isinstance(iterations, int) and not isinstance(iterations, bool) and iterations >= 1,
@@ -60,7 +58,7 @@ def sinkhorn_knopp(
         f"must be an integer >= 1, got {iterations!r}",
         "use the DINOv3 default of 3",
     )
-    with full_precision(parts[0]):
+    with full_precision(teacher_logits.features if factored else teacher_logits):
         if factored:
             # the product in the features' dtype (bf16 under autocast, like the head's linear)
             features = teacher_logits.features.detach()

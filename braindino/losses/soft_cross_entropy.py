@@ -23,6 +23,8 @@ from typing import NamedTuple
 
 import torch
 
+from braindino.losses._common import check, check_tensor
+
 # Elements per [M, block] slab (16 MB in float32): small enough for malloc to reuse heap memory
 # (glibc serves blocks under 32 MB from its heap once it has seen one freed), big enough that the
 # block products stay efficient.
@@ -52,9 +54,7 @@ class FactoredLogits(NamedTuple):
 
     def column_scale(self, dtype: torch.dtype) -> torch.Tensor | None:
         """``1 / ‖prototype_k‖`` as ``[K]`` in ``dtype`` (None without ``normalize``)."""
-        if not self.normalize:
-            return None
-        return inverse_row_norms(self.prototypes.detach().to(dtype))
+        return _column_scale(self.prototypes, self.normalize, dtype)
 
     def materialize(self) -> torch.Tensor:
         """The ``[M, K]`` logits (for tests and small K)."""
@@ -64,10 +64,38 @@ class FactoredLogits(NamedTuple):
         return self.features @ prototypes.to(self.features.dtype).T
 
 
+def norm_eps(dtype: torch.dtype) -> float:
+    """The smallest row length a normalisation divides by (1e-12; 1e-6 in float16)."""
+    return 1e-6 if dtype == torch.float16 else 1e-12
+
+
 def inverse_row_norms(matrix: torch.Tensor) -> torch.Tensor:
-    """``1 / max(‖row‖, eps)`` per row, as ``F.normalize`` divides (eps 1e-12; 1e-6 in fp16)."""
-    eps = 1e-6 if matrix.dtype == torch.float16 else 1e-12
-    return torch.linalg.vector_norm(matrix, dim=1).clamp_min(eps).reciprocal()
+    """``1 / max(‖row‖, eps)`` per row, the factor ``F.normalize`` applies (eps: ``norm_eps``)."""
+    return torch.linalg.vector_norm(matrix, dim=-1).clamp_min(norm_eps(matrix.dtype)).reciprocal()
+
+
+def check_logits(logits: object, function: str, argument: str) -> None:
+    """Require ``[M, K]`` logits for ``function(argument)``: a 2-D tensor, or
+    :class:`FactoredLogits` of 2-D factors with the same width (one-line errors)."""
+    where = f"{function}({argument})"
+    if not isinstance(logits, FactoredLogits):
+        check_tensor(logits, where, 2)
+        return
+    check_tensor(logits.features, f"{function}({argument}.features)", 2)
+    check_tensor(logits.prototypes, f"{function}({argument}.prototypes)", 2)
+    widths = (logits.features.shape[1], logits.prototypes.shape[1])
+    check(
+        widths[0] == widths[1],
+        where,
+        f"features have width {widths[0]} but prototypes {widths[1]}",
+        "pass the head's bottleneck features and its prototype matrix",
+    )
+
+
+def _column_scale(
+    prototypes: torch.Tensor, normalize: bool, dtype: torch.dtype
+) -> torch.Tensor | None:
+    return inverse_row_norms(prototypes.detach().to(dtype)) if normalize else None
 
 
 class _SoftCrossEntropy(torch.autograd.Function):
@@ -108,8 +136,8 @@ class _FactoredSoftCrossEntropy(torch.autograd.Function):
     def forward(ctx, features, prototypes, targets, weights, inv_temperature, normalize):
         rows, acc = features.shape[0], targets.dtype  # float32, or float64 for float64 inputs
         weight = prototypes.detach().to(features.dtype)
-        scale = FactoredLogits(features, prototypes.detach(), normalize).column_scale(acc)
-        scale = (scale * inv_temperature) if scale is not None else None
+        unit_scale = _column_scale(prototypes, normalize, acc)
+        scale = (unit_scale * inv_temperature) if unit_scale is not None else None
         running_max = features.new_full((rows,), float("-inf"), dtype=acc)
         running_sum = features.new_zeros(rows, dtype=acc)
         dot = features.new_zeros(rows, dtype=acc)
@@ -129,16 +157,16 @@ class _FactoredSoftCrossEntropy(torch.autograd.Function):
         ctx.kept = kept
         lse = running_max + torch.log(running_sum)
         target_mass = targets.sum(dim=1)
-        ctx.save_for_backward(features, prototypes, targets, weights, lse, target_mass)
-        ctx.inv_temperature, ctx.normalize = inv_temperature, normalize
+        saved = (features, prototypes, targets, weights, lse, target_mass, unit_scale)
+        ctx.save_for_backward(*saved)
+        ctx.inv_temperature = inv_temperature
         return (weights * (target_mass * lse - dot)).sum()
 
     @staticmethod
     def backward(ctx, grad_output):
-        features, prototypes, targets, weights, lse, target_mass = ctx.saved_tensors
+        features, prototypes, targets, weights, lse, target_mass, unit_scale = ctx.saved_tensors
         inv_t, acc = ctx.inv_temperature, targets.dtype
         weight = prototypes.to(features.dtype)
-        unit_scale = FactoredLogits(features, prototypes, ctx.normalize).column_scale(acc)
         scale = (unit_scale * inv_t) if unit_scale is not None else None
         row_weight = (grad_output * weights).unsqueeze(1)
         grad_features = torch.zeros(features.shape, dtype=acc, device=features.device)

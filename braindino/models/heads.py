@@ -11,12 +11,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from braindino.errors import ConfigError
-from braindino.losses.soft_cross_entropy import FactoredLogits, inverse_row_norms
+from braindino.losses.soft_cross_entropy import FactoredLogits, inverse_row_norms, norm_eps
 
 
 def _unit_rows(x: Tensor) -> Tensor:
-    eps = 1e-6 if x.dtype == torch.float16 else 1e-12
-    return F.normalize(x, p=2, dim=-1, eps=eps)
+    return F.normalize(x, p=2, dim=-1, eps=norm_eps(x.dtype))
 
 
 class PrototypeLayer(nn.Module):

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.braindino-installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test integration lint format clean
+.PHONY: demo test integration evidence lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 # The SLURM integration suite (slurm/local_cluster.sh; root, installs slurm-wlm + munge if missing).
 integration: $(STAMP)
 	BRAINDINO_INTEGRATION=1 $(PY) -m pytest -q tests/integration
+
+# Evidence that pretraining works (tests/evidence, about 12 minutes on 2 cores).
+evidence: $(STAMP)
+	BRAINDINO_EVIDENCE=1 $(PY) -m pytest -q -s tests/evidence
 
 lint: $(STAMP)
 	$(PY) -m ruff check --fix .

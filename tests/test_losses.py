@@ -185,11 +185,39 @@ def test_dino_gradient_and_precision() -> None:
     assert dino_loss(s16, t32).item() == pytest.approx(dino_loss(s16.float(), t32).item())
 
 
+@pytest.mark.parametrize("ignore_diagonal", [True, False])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_dino_factored_matches_pair_loop_and_gradients(ignore_diagonal, normalize) -> None:
+    from braindino.losses import FactoredLogits
+
+    rng = _rng(4)
+    features = rng.normal(size=(5, 3, 4))  # [S, N, D]
+    prototypes = rng.normal(size=(7, 4))  # [K, D]
+    teacher = _softmax(rng.normal(size=(2, 3, 7)))
+    unit = prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True)
+    logits = features @ (unit if normalize else prototypes).T
+    factored = FactoredLogits(_t(features), _t(prototypes), normalize)
+    assert factored.shape == (5, 3, 7)
+    loss = dino_loss(factored, _t(teacher), 0.1, ignore_diagonal=ignore_diagonal)
+    expected = _dino_reference(logits, teacher, 0.1, ignore_diagonal)
+    assert loss.item() == pytest.approx(expected, rel=1e-10)
+    f = _t(features).requires_grad_(True)
+    w = _t(prototypes).requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda f, w: dino_loss(FactoredLogits(f, w, normalize), _t(teacher), 0.1, ignore_diagonal),
+        (f, w),
+    )
+
+
 def test_dino_bad_shapes() -> None:
     with pytest.raises(BrainDinoError, match=r"dino_loss\(teacher_probs\)"):
         dino_loss(torch.zeros(4, 2, 5), torch.zeros(2, 3, 5))
     with pytest.raises(BrainDinoError, match=r"dino_loss\(ignore_diagonal\)"):
         dino_loss(torch.zeros(1, 2, 5), torch.zeros(1, 2, 5))
+    from braindino.losses import FactoredLogits
+
+    with pytest.raises(BrainDinoError, match=r"dino_loss\(student_logits.features\)"):
+        dino_loss(FactoredLogits(torch.zeros(6, 4), torch.zeros(5, 4)), torch.zeros(2, 3, 5))
 
 
 # ---------------------------------------------------------------- iBOT

@@ -49,19 +49,23 @@ class FactoredLogits(NamedTuple):
 
     @property
     def shape(self) -> torch.Size:
-        """The shape ``[M, K]`` of the logits these factors stand for."""
-        return torch.Size((self.features.shape[0], self.prototypes.shape[0]))
+        """The shape ``[..., K]`` of the logits these factors stand for (``[M, K]`` for 2-D
+        features, ``[S, N, K]`` for DINO's crop-major ``[S, N, D]``)."""
+        return torch.Size((*self.features.shape[:-1], self.prototypes.shape[0]))
 
     def column_scale(self, dtype: torch.dtype) -> torch.Tensor | None:
         """``1 / ‖prototype_k‖`` as ``[K]`` in ``dtype`` (None without ``normalize``)."""
         return _column_scale(self.prototypes, self.normalize, dtype)
 
     def materialize(self) -> torch.Tensor:
-        """The ``[M, K]`` logits (for tests and small K)."""
-        prototypes = self.prototypes
-        if self.normalize:
-            prototypes = prototypes * inverse_row_norms(prototypes)[:, None]
-        return self.features @ prototypes.to(self.features.dtype).T
+        """The ``[..., K]`` logits (for monitors, tests and small K)."""
+        logits = self.features @ self.prototypes.to(self.features.dtype).T
+        scale = self.column_scale(logits.dtype)
+        return logits if scale is None else logits * scale
+
+    def select(self, index) -> FactoredLogits:
+        """The logits of ``features[index]`` (rows, or crops of ``[S, N, D]`` features)."""
+        return self._replace(features=self.features[index])
 
 
 def norm_eps(dtype: torch.dtype) -> float:
@@ -74,16 +78,17 @@ def inverse_row_norms(matrix: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(matrix, dim=-1).clamp_min(norm_eps(matrix.dtype)).reciprocal()
 
 
-def check_logits(logits: object, function: str, argument: str) -> None:
-    """Require ``[M, K]`` logits for ``function(argument)``: a 2-D tensor, or
-    :class:`FactoredLogits` of 2-D factors with the same width (one-line errors)."""
+def check_logits(logits: object, function: str, argument: str, ndim: int = 2) -> None:
+    """Require ``ndim``-D logits (``[M, K]`` by default) for ``function(argument)``: a tensor, or
+    :class:`FactoredLogits` of ``ndim``-D features and 2-D prototypes of the same width
+    (one-line errors)."""
     where = f"{function}({argument})"
     if not isinstance(logits, FactoredLogits):
-        check_tensor(logits, where, 2)
+        check_tensor(logits, where, ndim)
         return
-    check_tensor(logits.features, f"{function}({argument}.features)", 2)
+    check_tensor(logits.features, f"{function}({argument}.features)", ndim)
     check_tensor(logits.prototypes, f"{function}({argument}.prototypes)", 2)
-    widths = (logits.features.shape[1], logits.prototypes.shape[1])
+    widths = (logits.features.shape[-1], logits.prototypes.shape[1])
     check(
         widths[0] == widths[1],
         where,

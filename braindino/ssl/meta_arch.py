@@ -34,8 +34,8 @@ class StudentNetwork(nn.Module):
         self.ibot_head = ibot_head
 
     def forward(self, global_crops: Tensor, local_crops: Tensor | None, masks: Tensor) -> dict:
-        """Student outputs: global CLS/patches, DINO logits (all crops), iBOT logits (masked,
-        as :class:`~braindino.losses.FactoredLogits`).
+        """Student outputs: global CLS/patches, DINO logits (all crops) and iBOT logits (masked),
+        both as :class:`~braindino.losses.FactoredLogits`.
 
         ``dino_logits`` rows are ordered global crops first, then local crops (crop-major).
         """
@@ -46,8 +46,8 @@ class StudentNetwork(nn.Module):
         return {
             "cls_global": glob["cls"],
             "patches_global": glob["patches"],
-            "dino_logits": self.dino_head(torch.cat(cls)),
-            # the iBOT logits stay factored: ibot_loss never builds the [masked, K] matrix
+            # the logits stay factored: dino_loss and ibot_loss never build the [rows, K] matrix
+            "dino_logits": self.dino_head(torch.cat(cls), factored=True),
             "ibot_logits": self.ibot_head(glob["patches"][masks], factored=True),
         }
 
@@ -141,15 +141,18 @@ class SelfDistillation(nn.Module):
         targets = self._teacher_targets(glob, masks, teacher_temp)
         out = student(glob, local, masks)
         k = out["dino_logits"].shape[-1]
-        s_dino = out["dino_logits"].view(n_global + n_local, b, k)
+        dino_features = out["dino_logits"].features
+        s_dino = out["dino_logits"]._replace(features=dino_features.view(n_global + n_local, b, -1))
         t_dino = targets["dino"].view(n_global, b, k)
         tau = w.student_temperature
         terms: dict[str, Tensor] = {}
-        terms["dino_global"] = dino_loss(s_dino[:n_global], t_dino, tau, ignore_diagonal=True)
+        s_global = s_dino.select(slice(0, n_global))
+        terms["dino_global"] = dino_loss(s_global, t_dino, tau, ignore_diagonal=True)
         global_pairs, local_pairs = n_global * (n_global - 1), n_local * n_global
         dino = terms["dino_global"] * w.dino_global * global_pairs
         if n_local:
-            terms["dino_local"] = dino_loss(s_dino[n_global:], t_dino, tau, ignore_diagonal=False)
+            s_local = s_dino.select(slice(n_global, None))
+            terms["dino_local"] = dino_loss(s_local, t_dino, tau, ignore_diagonal=False)
             dino = dino + terms["dino_local"] * w.dino_local * local_pairs
         total = dino / (global_pairs + local_pairs)
         terms["ibot"] = ibot_loss(out["ibot_logits"], targets["ibot"], masks, tau)
@@ -170,7 +173,7 @@ class SelfDistillation(nn.Module):
     @torch.no_grad()
     def _monitors(self, out: dict, targets: dict, k: int, b: int) -> dict[str, Tensor]:
         t_probs = targets["dino"]
-        s_glob = out["dino_logits"][: 2 * b]
+        s_glob = out["dino_logits"].select(slice(0, 2 * b)).materialize()
         agree = (s_glob.argmax(-1) == t_probs.argmax(-1)).float().mean()
         cls = F.normalize(out["cls_global"].float(), dim=-1)
         return {

@@ -33,8 +33,8 @@ def shard_student(student: nn.Module, device: torch.device) -> None:
     mesh = init_device_mesh(device.type, (world,))
     for block in student.backbone.vit.blocks:
         fully_shard(block, mesh=mesh)
-    # The heads stay gathered from forward to backward: the iBOT head hands its prototype
-    # parameter itself to ibot_loss (FactoredLogits), outside the head's forward, so resharding
+    # The heads stay gathered from forward to backward: each hands its prototype parameter
+    # itself to its loss (FactoredLogits), outside the head's forward, so resharding
     # after the forward would free the storage the loss still reads.
     fully_shard(student.dino_head, mesh=mesh, reshard_after_forward=False)
     fully_shard(student.ibot_head, mesh=mesh, reshard_after_forward=False)

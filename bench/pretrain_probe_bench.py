@@ -1,7 +1,7 @@
 """Does pretraining help? Frozen-feature probes of a pretrained teacher vs random init.
 
-    python -m braindino.synth --out /tmp/cohort --seed 4 --tasks adni oasis ixi \\
-        --subjects adni=400,oasis=200,ixi=400 --pool 60
+    python -m braindino.synth --out /tmp/cohort --seed 5 --tasks adni oasis ixi \\
+        --subjects adni=500,oasis=250,ixi=250 --pool 60
     python pretrain/prepare.py --out /tmp/shards /tmp/cohort/pretrain_pool.csv \\
         preprocess.slices.size=64 "preprocess.spacing=[2.0,2.0,2.0]"
     python bench/pretrain_probe_bench.py --cohort /tmp/cohort --shards /tmp/shards \\
@@ -12,7 +12,7 @@ Trains ``configs/pretrain/tiny.yaml`` (+ overrides) on the shards, then prints o
 regression and cosine k-NN) of the pretrained EMA teacher and of the same architecture at random
 initialisation under each --random-seeds, the gain over the best random init per task, the
 teacher-target entropy range over the run (/ log K), the last monitors and the training time.
-The defaults are protocol 4 of bench/RESULTS.md (what the CI evidence test checks). Datasets
+The defaults are protocol 5 of bench/RESULTS.md (what the CI evidence test checks). Datasets
 whose (unlabelled) images were pretrained on go in --exclude.
 """
 
@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--tasks", default="brain_age,diagnosis")
     parser.add_argument("--slices", type=int, default=8, help="slices per volume in the probe")
     parser.add_argument("--pooling", default="cls+patch", help="cls or cls+patch")
+    parser.add_argument("--blocks", type=int, default=4, help="last blocks whose tokens are used")
     parser.add_argument("--k", type=int, default=10, help="k-NN neighbours")
     parser.add_argument("--spacing", type=float, default=2.0, help="probe voxel size (mm)")
     parser.add_argument("--exclude", default="", help="dataset folders left out of the probes")
@@ -54,6 +55,7 @@ def main() -> None:
         args.slices,
         preprocess={"spacing": [args.spacing] * 3},
         pooling=args.pooling,
+        blocks=args.blocks,
         exclude_datasets=[d for d in args.exclude.split(",") if d],
     )
     seeds = [int(s) for s in args.random_seeds.split(",")]

@@ -126,6 +126,39 @@ def test_probe_set_features_concatenate_normed_cls_and_mean_patch(lesion_cohort)
         ProbeSet(lesion_cohort, ["tumour_slice"], 32, pooling="mean")
 
 
+def test_probe_set_features_of_the_last_blocks_concatenate_each_blocks_tokens(lesion_cohort):
+    from braindino.models import create_backbone
+
+    torch.manual_seed(0)
+    backbone = create_backbone("vit_micro_patch16_dinov3", img_size=32).eval()
+    probes = ProbeSet(lesion_cohort, ["tumour_slice"], 32, pooling="cls+patch", blocks=2)
+    features = probes.features(backbone, "tumour_slice")
+
+    # the blocks' outputs as timm's forward computes them, caught by hooks
+    caught = []
+    hooks = [
+        block.register_forward_hook(lambda _m, _i, out: caught.append(out))
+        for block in backbone.vit.blocks[-2:]
+    ]
+    images = torch.from_numpy(probes.tasks["tumour_slice"][0][:, 0:1])
+    with torch.no_grad():
+        backbone.forward_features(images)
+    for hook in hooks:
+        hook.remove()
+    parts = []
+    for tokens in caught:
+        tokens = backbone.vit.norm(tokens)
+        cls, patches = tokens[:, 0], tokens[:, backbone.num_prefix_tokens :].mean(1)
+        parts += [
+            cls / cls.norm(dim=-1, keepdim=True),
+            patches / patches.norm(dim=-1, keepdim=True),
+        ]
+    np.testing.assert_allclose(features, torch.cat(parts, dim=-1).detach().numpy(), atol=1e-5)
+    assert features.shape[1] == 4 * backbone.vit.embed_dim
+    with pytest.raises(ConfigError, match="blocks"):
+        ProbeSet(lesion_cohort, ["tumour_slice"], 32, blocks=0)
+
+
 @pytest.mark.parametrize("score", [knn_balanced_accuracy, logreg_balanced_accuracy])
 def test_grouped_cv_does_not_leak_subjects(score):
     # every subject's samples share one feature vector and one random label: a probe that

@@ -7,7 +7,8 @@ tasks (``tumour_slice``, ``stroke_slice``) label single axial slices of the cent
 volume by whether the ground-truth lesion mask crosses them, pooling every MRI sequence of the
 subject, so the label is pathology while contrast, pose and slice level vary around it. The
 feature of an image is the L2-normalised CLS token (``pooling="cls"``) or that concatenated with
-the L2-normalised mean patch token (``"cls+patch"``, as in DINOv2's linear evaluation). The score
+the L2-normalised mean patch token (``"cls+patch"``), taken from the last block or concatenated
+over the last ``blocks`` blocks (DINOv2's linear evaluation uses the last 4). The score
 is the balanced accuracy of a cosine k-NN (or logistic-regression) classifier under
 subject-grouped stratified k-fold cross-validation (no subject in train and test of one fold).
 """
@@ -228,6 +229,7 @@ class ProbeSet:
         slices_per_volume: int = 3,
         preprocess: Mapping | None = None,
         pooling: str = "cls",
+        blocks: int = 1,
         slices_per_class: int = 4,
         exclude_datasets: Sequence[str] = (),
     ):
@@ -235,7 +237,14 @@ class ProbeSet:
             raise ConfigError(
                 f"unknown probe pooling '{pooling}'", path="pooling", fix=f"use one of {POOLINGS}"
             )
+        if not isinstance(blocks, int) or blocks < 1:
+            raise ConfigError(
+                f"probe blocks must be a positive int, got {blocks!r}",
+                path="blocks",
+                fix="use 1 (last block) or e.g. 4 (DINOv2's linear-eval features)",
+            )
         self.pooling = pooling
+        self.blocks = blocks
         self.tasks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         cache: dict[Path, np.ndarray] = {}
         for task in tasks:
@@ -258,7 +267,8 @@ class ProbeSet:
 
     @torch.no_grad()
     def features(self, backbone: torch.nn.Module, task: str, batch: int = 64) -> np.ndarray:
-        """Per-sample features: the mean over its slices of the pooled, normed tokens."""
+        """Per-sample features: the mean over its slices of the pooled, normed tokens (of the
+        last ``blocks`` blocks, concatenated)."""
         normalize = torch.nn.functional.normalize
         images = self.tasks[task][0]
         n, s, size = images.shape[:3]
@@ -268,12 +278,17 @@ class ProbeSet:
         backbone.eval()
         out = []
         for start in range(0, len(flat), batch):
-            tokens = backbone.forward_features(flat[start : start + batch].to(device))
-            feats = normalize(tokens["cls"].float(), dim=-1)
-            if self.pooling == "cls+patch":
-                patch = normalize(tokens["patches"].float().mean(1), dim=-1)
-                feats = torch.cat([feats, patch], dim=-1)
-            out.append(feats.cpu())
+            x = flat[start : start + batch].to(device)
+            if self.blocks == 1:
+                layers = [backbone.forward_features(x)]
+            else:
+                layers = backbone.get_intermediate_layers(x, self.blocks)
+            parts = []
+            for tokens in layers:
+                parts.append(normalize(tokens["cls"].float(), dim=-1))
+                if self.pooling == "cls+patch":
+                    parts.append(normalize(tokens["patches"].float().mean(1), dim=-1))
+            out.append(torch.cat(parts, dim=-1).cpu())
         backbone.train(was_training)
         return torch.cat(out).view(n, s, -1).mean(1).numpy()
 

@@ -157,6 +157,8 @@ def test_probe_set_features_of_the_last_blocks_concatenate_each_blocks_tokens(le
     assert features.shape[1] == 4 * backbone.vit.embed_dim
     with pytest.raises(ConfigError, match="blocks"):
         ProbeSet(lesion_cohort, ["tumour_slice"], 32, blocks=0)
+    with pytest.raises(ConfigError, match="unknown probe classifier 'svm'"):
+        probes.evaluate(backbone, classifier="svm")
 
 
 @pytest.mark.parametrize("score", [knn_balanced_accuracy, logreg_balanced_accuracy])

@@ -296,7 +296,14 @@ class ProbeSet:
         self, backbone: torch.nn.Module, k: int = 5, folds: int = 5, classifier: str = "knn"
     ) -> dict[str, float]:
         """Balanced accuracy per task of a ``knn`` or ``logreg`` probe (subject-grouped CV)."""
-        score = {"knn": knn_balanced_accuracy, "logreg": logreg_balanced_accuracy}[classifier]
+        scorers = {"knn": knn_balanced_accuracy, "logreg": logreg_balanced_accuracy}
+        if classifier not in scorers:
+            raise ConfigError(
+                f"unknown probe classifier '{classifier}'",
+                path="classifier",
+                fix=f"use one of {', '.join(scorers)}",
+            )
+        score = scorers[classifier]
         extra = {"k": k} if classifier == "knn" else {}
         return {
             task: score(self.features(backbone, task), labels, groups, folds=folds, **extra)

@@ -157,6 +157,35 @@ def test_config_typo_and_missing_shards_fail_at_start(shards, tmp_path):
     assert proc.stderr.count("\n") == 1 and "unknown config key 'optim.lr'" in proc.stderr
 
 
+def test_periodic_probe_uses_the_configured_classifier_and_blocks(shards, tmp_path):
+    from braindino.ssl.probe import ProbeSet
+    from braindino.synth.cohort import generate_cohort
+
+    cohort = tmp_path / "cohort"
+    generate_cohort(
+        cohort,
+        subjects={"ixi": 24},
+        tasks=["ixi"],
+        pool_subjects=0,
+        baseline=False,
+        progress=False,
+    )
+    options = ["probe.tasks=[brain_age]", "probe.slices_per_volume=2", "probe.blocks=2"]
+    options += ["probe.pooling=cls+patch", "probe.classifier=logreg"]
+    cfg = _cfg(shards, tmp_path / "run", "probe.enabled=true", f"probe.cohort={cohort}", *options)
+    trainer = Trainer(cfg)
+    results = trainer.probe()
+
+    probes = ProbeSet(cohort, ["brain_age"], 64, 2, pooling="cls+patch", blocks=2)
+    teacher = trainer.meta.teacher.backbone
+    assert results == probes.evaluate(teacher, classifier="logreg")
+    assert len(probes.features(teacher, "brain_age")[0]) == 4 * teacher.vit.embed_dim
+
+    bad = _cfg(shards, tmp_path / "bad", "probe.enabled=true", "probe.classifier=svm")
+    with pytest.raises(ConfigError, match=r"unknown probe classifier 'svm'"):
+        Trainer(bad)
+
+
 def test_stage2_gram_anchoring_from_a_stage1_run(shards, tmp_path):
     stage1 = tmp_path / "stage1"
     pretrain(_cfg(shards, stage1))

@@ -30,6 +30,32 @@ VOLUME_TASKS = ("brats_sequence", "brain_age", "diagnosis")
 # slice task -> the truth.csv column that marks its subjects (glioma or stroke cases)
 SLICE_TASKS = {"tumour_slice": "glioma_pattern", "stroke_slice": "lesion_ml"}
 POOLINGS = ("cls", "cls+patch")
+CLASSIFIERS = ("knn", "logreg")
+
+
+def check_probe_options(
+    pooling: str = "cls", blocks: int = 1, classifier: str = "knn", prefix: str = ""
+) -> None:
+    """One clear ConfigError for an unknown pooling or classifier or a bad block count
+    (``prefix``: where the options live, e.g. ``"probe."`` in the pretrain config)."""
+    if pooling not in POOLINGS:
+        raise ConfigError(
+            f"unknown probe pooling '{pooling}'",
+            path=f"{prefix}pooling",
+            fix=f"use one of {', '.join(POOLINGS)}",
+        )
+    if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
+        raise ConfigError(
+            f"probe blocks must be a positive int, got {blocks!r}",
+            path=f"{prefix}blocks",
+            fix="use 1 (last block) or e.g. 4 (DINOv2's linear-eval features)",
+        )
+    if classifier not in CLASSIFIERS:
+        raise ConfigError(
+            f"unknown probe classifier '{classifier}'",
+            path=f"{prefix}classifier",
+            fix=f"use one of {', '.join(CLASSIFIERS)}",
+        )
 
 
 @dataclass(frozen=True)
@@ -233,16 +259,7 @@ class ProbeSet:
         slices_per_class: int = 4,
         exclude_datasets: Sequence[str] = (),
     ):
-        if pooling not in POOLINGS:
-            raise ConfigError(
-                f"unknown probe pooling '{pooling}'", path="pooling", fix=f"use one of {POOLINGS}"
-            )
-        if not isinstance(blocks, int) or blocks < 1:
-            raise ConfigError(
-                f"probe blocks must be a positive int, got {blocks!r}",
-                path="blocks",
-                fix="use 1 (last block) or e.g. 4 (DINOv2's linear-eval features)",
-            )
+        check_probe_options(pooling=pooling, blocks=blocks)
         self.pooling = pooling
         self.blocks = blocks
         self.tasks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -296,14 +313,8 @@ class ProbeSet:
         self, backbone: torch.nn.Module, k: int = 5, folds: int = 5, classifier: str = "knn"
     ) -> dict[str, float]:
         """Balanced accuracy per task of a ``knn`` or ``logreg`` probe (subject-grouped CV)."""
-        scorers = {"knn": knn_balanced_accuracy, "logreg": logreg_balanced_accuracy}
-        if classifier not in scorers:
-            raise ConfigError(
-                f"unknown probe classifier '{classifier}'",
-                path="classifier",
-                fix=f"use one of {', '.join(scorers)}",
-            )
-        score = scorers[classifier]
+        check_probe_options(classifier=classifier)
+        score = {"knn": knn_balanced_accuracy, "logreg": logreg_balanced_accuracy}[classifier]
         extra = {"k": k} if classifier == "knn" else {}
         return {
             task: score(self.features(backbone, task), labels, groups, folds=folds, **extra)

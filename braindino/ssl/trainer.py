@@ -165,6 +165,11 @@ class Trainer:
         self.skipped_steps = 0
         self.gram_refreshes = 0
         self._probe_set = None
+        if cfg.probe.enabled:  # a typo in the probe options fails now, not after training
+            from braindino.ssl.probe import check_probe_options
+
+            p = cfg.probe
+            check_probe_options(str(p.pooling), p.blocks, str(p.classifier), prefix="probe.")
         sampler_state = self._maybe_resume()
         self.meta.to(self.acc.device)
         if self.acc.device.type == "cpu" and cfg.run.keep_host_memory:
@@ -438,7 +443,8 @@ class Trainer:
         self.log.images("crops/masks", up, self.step)
 
     def probe(self) -> dict | None:
-        """Frozen-feature k-NN probe of the EMA teacher on the synthetic cohort (main process)."""
+        """Frozen-feature probe (``probe.classifier``: k-NN or logistic regression) of the EMA
+        teacher on the synthetic cohort (main process)."""
         if not self.acc.is_main_process:
             return None
         from braindino.ssl.probe import ProbeSet
@@ -452,8 +458,16 @@ class Trainer:
                     fix="give the synthetic cohort folder (python -m braindino.synth --out DIR)",
                 )
             size = int(p.image_size or self.cfg.model.img_size)
-            self._probe_set = ProbeSet(p.cohort, list(p.tasks), size, int(p.slices_per_volume))
-        results = self._probe_set.evaluate(self.meta.teacher.backbone)
+            self._probe_set = ProbeSet(
+                p.cohort,
+                list(p.tasks),
+                size,
+                int(p.slices_per_volume),
+                pooling=str(p.pooling),
+                blocks=int(p.blocks),
+            )
+        backbone = self.meta.teacher.backbone
+        results = self._probe_set.evaluate(backbone, classifier=str(self.cfg.probe.classifier))
         self.log.scalars({f"probe/{k}": v for k, v in results.items()}, self.step)
         self.log.line(f"probe at {self.step}: {results}")
         return results

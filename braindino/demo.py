@@ -73,11 +73,8 @@ def probe_report(out: Path, cohort: Path, stage1_cfg, encoder_dir: Path) -> dict
     """Frozen probes of the exported encoder vs the same architecture at random initialisation:
     cosine k-NN and logistic regression on the last 4 blocks' CLS ⊕ mean patch tokens (the
     features of the CI evidence test, bench/RESULTS.md protocol 5)."""
-    import torch
-
     from braindino.models import load_encoder
-    from braindino.ssl.build import build_meta_arch
-    from braindino.ssl.compare import score_encoder
+    from braindino.ssl.compare import random_init_backbone, score_encoder
     from braindino.ssl.probe import ProbeSet
 
     p = stage1_cfg.probe
@@ -85,8 +82,7 @@ def probe_report(out: Path, cohort: Path, stage1_cfg, encoder_dir: Path) -> dict
     probes = ProbeSet(
         cohort, list(p.tasks), size, DEMO_PROBE_SLICES, pooling="cls+patch", blocks=DEMO_BLOCKS
     )
-    torch.manual_seed(12345)
-    random_init = build_meta_arch(stage1_cfg).teacher.backbone
+    random_init = random_init_backbone(stage1_cfg, 12345)
     classifiers = ("knn", "logreg")
     results = {
         "pretrained": score_encoder(probes, load_encoder(encoder_dir), classifiers),

@@ -181,9 +181,12 @@ def test_periodic_probe_uses_the_configured_classifier_and_blocks(shards, tmp_pa
     assert results == probes.evaluate(teacher, classifier="logreg")
     assert len(probes.features(teacher, "brain_age")[0]) == 4 * teacher.vit.embed_dim
 
-    bad = _cfg(shards, tmp_path / "bad", "probe.enabled=true", "probe.classifier=svm")
+    # mistakes in the probe section fail when the trainer starts, not after training
+    enabled = ["probe.enabled=true", f"probe.cohort={cohort}"]
     with pytest.raises(ConfigError, match=r"unknown probe classifier 'svm'"):
-        Trainer(bad)
+        Trainer(_cfg(shards, tmp_path / "bad", *enabled, "probe.classifier=svm"))
+    with pytest.raises(ConfigError, match=r"no probe.cohort"):
+        Trainer(_cfg(shards, tmp_path / "bad", "probe.enabled=true"))
 
 
 def test_stage2_gram_anchoring_from_a_stage1_run(shards, tmp_path):

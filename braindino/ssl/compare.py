@@ -102,6 +102,14 @@ def entropy_range(history: list[tuple[int, float]]) -> list[float]:
     return [round(min(values), 3), round(max(values), 3)] if values else [math.nan, math.nan]
 
 
+def random_init_backbone(cfg: DictConfig, seed: int) -> torch.nn.Module:
+    """The teacher backbone of ``cfg``'s architecture as built after ``torch.manual_seed(seed)``."""
+    from braindino.ssl.build import build_meta_arch
+
+    torch.manual_seed(seed)
+    return build_meta_arch(cfg).teacher.backbone
+
+
 def compare_with_random_init(
     cfg: DictConfig,
     probes: ProbeSet,
@@ -111,15 +119,12 @@ def compare_with_random_init(
 ) -> Comparison:
     """Probe ``cfg``'s architecture at random init (one build per seed), train ``cfg`` to the
     end of its schedule, probe the EMA teacher, and return both with the run's monitors."""
-    from braindino.ssl.build import build_meta_arch
     from braindino.ssl.trainer import Trainer
 
-    random_init = {}
-    for seed in random_seeds:
-        torch.manual_seed(seed)
-        random_init[seed] = score_encoder(
-            probes, build_meta_arch(cfg).teacher.backbone, classifiers, k
-        )
+    random_init = {
+        seed: score_encoder(probes, random_init_backbone(cfg, seed), classifiers, k)
+        for seed in random_seeds
+    }
     start = time.perf_counter()
     trainer = Trainer(cfg)
     trainer.fit()

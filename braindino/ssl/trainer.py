@@ -123,6 +123,19 @@ def _open_shards(cfg: DictConfig) -> SliceShardReader:
     return SliceShardReader(cfg.data.shards)
 
 
+def _check_probe_config(p: DictConfig) -> None:
+    """The probe section names a cohort and valid probe options (one clear ConfigError)."""
+    from braindino.ssl.probe import check_probe_options
+
+    if not p.cohort:
+        raise ConfigError(
+            "probe.enabled but no probe.cohort",
+            path="probe.cohort",
+            fix="give the synthetic cohort folder (python -m braindino.synth --out DIR)",
+        )
+    check_probe_options(str(p.pooling), p.blocks, str(p.classifier), prefix="probe.")
+
+
 def _resume_path(cfg: DictConfig, run_dir: Path) -> Path | None:
     mode = str(cfg.run.resume)
     latest = find_latest_checkpoint(run_dir)
@@ -165,11 +178,8 @@ class Trainer:
         self.skipped_steps = 0
         self.gram_refreshes = 0
         self._probe_set = None
-        if cfg.probe.enabled:  # a typo in the probe options fails now, not after training
-            from braindino.ssl.probe import check_probe_options
-
-            p = cfg.probe
-            check_probe_options(str(p.pooling), p.blocks, str(p.classifier), prefix="probe.")
+        if cfg.probe.enabled:  # a probe config mistake fails now, not after training
+            _check_probe_config(cfg.probe)
         sampler_state = self._maybe_resume()
         self.meta.to(self.acc.device)
         if self.acc.device.type == "cpu" and cfg.run.keep_host_memory:
@@ -451,12 +461,7 @@ class Trainer:
 
         if self._probe_set is None:
             p = self.cfg.probe
-            if not p.cohort:
-                raise ConfigError(
-                    "probe.enabled but no probe.cohort",
-                    path="probe.cohort",
-                    fix="give the synthetic cohort folder (python -m braindino.synth --out DIR)",
-                )
+            _check_probe_config(p)
             size = int(p.image_size or self.cfg.model.img_size)
             self._probe_set = ProbeSet(
                 p.cohort,

@@ -292,3 +292,35 @@ def test_teacher_update_is_the_ema_and_the_optimiser_is_adamw():
     assert {id(p) for g in optimizer.param_groups for p in g["params"]} == {
         id(p) for p in meta.student.parameters() if p.requires_grad
     }
+
+
+def test_student_step_is_the_same_with_the_last_block_on_wanted_tokens_only():
+    """The student's outputs and gradients do not depend on running the last block's MLP on
+    every token (``all_patches``, needed for the Gram loss) or only on the ones a loss reads."""
+    from braindino.ssl.build import build_meta_arch
+
+    cfg = load_config(
+        "pretrain/default", ["pretrain/tiny"], ["model.arch=vit_micro_patch16_dinov3"]
+    )
+    meta = build_meta_arch(cfg).double()
+    student = meta.student
+    gen = torch.Generator().manual_seed(0)
+    glob = torch.randn(4, 1, 64, 64, generator=gen, dtype=torch.float64)
+    local = torch.randn(8, 1, 32, 32, generator=gen, dtype=torch.float64)
+    masks = torch.rand(4, 16, generator=gen) < 0.4
+    results = []
+    for all_patches in (True, False):
+        student.zero_grad(set_to_none=True)
+        out = student(glob, local, masks, all_patches=all_patches)
+        assert ("patches_global" in out) == all_patches
+        dino, ibot = out["dino_logits"].materialize(), out["ibot_logits"].materialize()
+        (dino.sin().sum() + ibot.cos().sum() + out["cls_global"].square().sum()).backward()
+        grads = {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None}
+        results.append((dino.detach(), ibot.detach(), grads))
+    (dino_all, ibot_all, grads_all), (dino_part, ibot_part, grads_part) = results
+    assert ibot_all.shape[0] == int(masks.sum())
+    torch.testing.assert_close(dino_part, dino_all, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(ibot_part, ibot_all, rtol=1e-10, atol=1e-12)
+    assert grads_part.keys() == grads_all.keys()
+    for name, grad in grads_all.items():
+        torch.testing.assert_close(grads_part[name], grad, rtol=1e-9, atol=1e-12, msg=name)

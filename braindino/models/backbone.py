@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from braindino.errors import BrainDinoError, ConfigError
+from braindino.models.partial_block import run_block_on_rows
 
 FeatureDict = dict[str, Tensor]
 
@@ -119,14 +120,17 @@ class MaskableViT(nn.Module):
             )
         return self.patch_grid(height, width)
 
-    def _check_masks(self, masks: Tensor, batch: int, grid: tuple[int, int]) -> Tensor:
+    def _check_masks(
+        self, masks: Tensor, batch: int, grid: tuple[int, int], name: str = "masks"
+    ) -> Tensor:
         n_patches = grid[0] * grid[1]
         if masks.dtype != torch.bool or tuple(masks.shape) != (batch, n_patches):
+            meaning = "masked" if name == "masks" else "wanted"
             raise BrainDinoError(
-                f"masks must be a bool tensor [B, P] = [{batch}, {n_patches}], got "
+                f"{name} must be a bool tensor [B, P] = [{batch}, {n_patches}], got "
                 f"{masks.dtype} {list(masks.shape)}",
-                path="masks",
-                fix="pass one bool per patch (row-major over the patch grid), True = masked",
+                path=name,
+                fix=f"pass one bool per patch (row-major over the patch grid), True = {meaning}",
             )
         return masks.view(batch, grid[0], grid[1], 1)
 
@@ -157,24 +161,45 @@ class MaskableViT(nn.Module):
         return {"cls": tokens[:, 0], "registers": tokens[:, 1:n], "patches": tokens[:, n:]}
 
     # ----------------------------------------------------------------------------- public API
-    def forward_features(self, x: Tensor, masks: Tensor | None = None) -> FeatureDict:
+    def forward_features(
+        self, x: Tensor, masks: Tensor | None = None, keep_patches: Tensor | None = None
+    ) -> FeatureDict:
         """Run the backbone on a batch of equally sized crops.
 
         Args:
             x: ``[B, C, H, W]`` images, H and W multiples of the patch size.
             masks: optional bool ``[B, P]`` (P = patches, row-major); True patches are replaced
                 by the mask token before the blocks. An all-False mask equals no mask.
+            keep_patches: optional bool ``[B, P]``: only these patches' final tokens are wanted.
+                The last block's per-token half (norm, MLP, LayerScale) then runs on the prefix
+                tokens and these patches alone (attention still sees every token), which is
+                what a training step needs: the same values, less work.
 
         Returns:
-            ``cls`` ``[B, D]``, ``registers`` ``[B, R, D]``, ``patches`` ``[B, P, D]`` (all after
-            the final norm) and ``pre_norm`` ``[B, 1 + R + P, D]`` (the last block's raw tokens).
+            ``cls`` ``[B, D]`` and ``registers`` ``[B, R, D]`` after the final norm; without
+            ``keep_patches`` also ``patches`` ``[B, P, D]`` (normed) and ``pre_norm``
+            ``[B, 1 + R + P, D]`` (the last block's raw tokens); with it ``kept_patches``
+            ``[keep_patches.sum(), D]`` (normed, in ``keep_patches.nonzero()`` order) instead.
         """
         tokens, rope = self._embed(x, masks)
-        for index in range(self.depth):
+        last = self.depth if keep_patches is None else self.depth - 1
+        for index in range(last):
             tokens = self._run_block(index, tokens, rope)
-        out = self._split(self.vit.norm(tokens))
-        out["pre_norm"] = tokens
-        return out
+        if keep_patches is None:
+            out = self._split(self.vit.norm(tokens))
+            out["pre_norm"] = tokens
+            return out
+        self._check_masks(keep_patches, x.shape[0], self.patch_grid(*x.shape[-2:]), "keep_patches")
+        kwargs = {"rope": rope} if self.family == "eva" else {}
+        args = (self.vit.blocks[-1], tokens, keep_patches, self.num_prefix_tokens, kwargs)
+        if self.vit.grad_checkpointing and torch.is_grad_enabled():
+            rows = checkpoint(run_block_on_rows, *args, use_reentrant=False)
+        else:
+            rows = run_block_on_rows(*args)
+        rows = self.vit.norm(rows)
+        batch, n = x.shape[0], self.num_prefix_tokens
+        prefix = rows[: batch * n].view(batch, n, -1)
+        return {"cls": prefix[:, 0], "registers": prefix[:, 1:], "kept_patches": rows[batch * n :]}
 
     def forward(self, x: Tensor) -> Tensor:
         """The normed CLS embedding ``[B, D]`` (what timm's model returns with token pooling)."""

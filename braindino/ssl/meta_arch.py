@@ -10,6 +10,7 @@ teacher anchors the patch-to-patch similarity structure.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,23 +34,44 @@ class StudentNetwork(nn.Module):
         self.dino_head = dino_head
         self.ibot_head = ibot_head
 
-    def forward(self, global_crops: Tensor, local_crops: Tensor | None, masks: Tensor) -> dict:
-        """Student outputs: global CLS/patches, DINO logits (all crops) and iBOT logits (masked),
-        both as :class:`~braindino.losses.FactoredLogits`.
+    def forward(
+        self,
+        global_crops: Tensor,
+        local_crops: Tensor | None,
+        masks: Tensor,
+        all_patches: bool = False,
+    ) -> dict:
+        """Student outputs: global CLS, DINO logits (all crops) and iBOT logits (masked), both
+        as :class:`~braindino.losses.FactoredLogits`; with ``all_patches`` also every global
+        patch token (``patches_global``, for the Gram loss).
 
-        ``dino_logits`` rows are ordered global crops first, then local crops (crop-major).
+        Without ``all_patches`` the last block's MLP runs only on the tokens a loss reads (CLS
+        of every crop, masked patches of the global crops). ``dino_logits`` rows are ordered
+        global crops first, then local crops (crop-major).
         """
-        glob = self.backbone.forward_features(global_crops, masks=masks)
+        backbone = self.backbone
+        keep = None if all_patches else masks
+        glob = backbone.forward_features(global_crops, masks=masks, keep_patches=keep)
         cls = [glob["cls"]]
         if local_crops is not None and local_crops.shape[0] > 0:
-            cls.append(self.backbone.forward_features(local_crops)["cls"])
-        return {
+            no_patches = local_crops.new_zeros(
+                local_crops.shape[0],
+                math.prod(backbone.patch_grid(*local_crops.shape[-2:])),
+                dtype=torch.bool,
+            )
+            cls.append(backbone.forward_features(local_crops, keep_patches=no_patches)["cls"])
+        out = {
             "cls_global": glob["cls"],
-            "patches_global": glob["patches"],
             # the logits stay factored: dino_loss and ibot_loss never build the [rows, K] matrix
             "dino_logits": self.dino_head(torch.cat(cls), factored=True),
-            "ibot_logits": self.ibot_head(glob["patches"][masks], factored=True),
         }
+        if all_patches:
+            out["patches_global"] = glob["patches"]
+            masked = glob["patches"][masks]
+        else:
+            masked = glob["kept_patches"]
+        out["ibot_logits"] = self.ibot_head(masked, factored=True)
+        return out
 
 
 @dataclass
@@ -112,11 +134,11 @@ class SelfDistillation(nn.Module):
     @torch.no_grad()
     def _teacher_targets(self, global_crops: Tensor, masks: Tensor, temperature: float) -> dict:
         w = self.weights
-        out = self.teacher.backbone.forward_features(global_crops)
+        out = self.teacher.backbone.forward_features(global_crops, keep_patches=masks)
         cls_logits = self.teacher.dino_head(out["cls"])
         dino = sinkhorn_knopp(cls_logits, temperature, w.sinkhorn_iterations)
         # factored: Sinkhorn–Knopp builds the [masked, K] matrix once, already over τ
-        patch_logits = self.teacher.ibot_head(out["patches"][masks], factored=True)
+        patch_logits = self.teacher.ibot_head(out["kept_patches"], factored=True)
         ibot = sinkhorn_knopp(patch_logits, temperature, w.sinkhorn_iterations)
         return {"dino": dino, "ibot": ibot, "cls_logits": cls_logits}
 
@@ -139,7 +161,8 @@ class SelfDistillation(nn.Module):
         n_global, b = 2, glob.shape[0] // 2
         n_local = 0 if local is None else local.shape[0] // b
         targets = self._teacher_targets(glob, masks, teacher_temp)
-        out = student(glob, local, masks)
+        use_gram = gram_weight > 0 and self.gram_teacher is not None
+        out = student(glob, local, masks, all_patches=use_gram)
         k = out["dino_logits"].shape[-1]
         dino_features = out["dino_logits"].features
         s_dino = out["dino_logits"]._replace(features=dino_features.view(n_global + n_local, b, -1))
@@ -160,7 +183,7 @@ class SelfDistillation(nn.Module):
         total = total + w.ibot * terms["ibot"] + w.koleo * terms["koleo"]
         # keep the mask token in the graph when no crop is masked (DDP expects every gradient)
         total = total + 0.0 * self.student.backbone.mask_token.sum()
-        if gram_weight > 0 and self.gram_teacher is not None:
+        if use_gram:
             with torch.no_grad():
                 ref = self.gram_teacher.forward_features(glob)["patches"]
             terms["gram"] = gram_loss(out["patches_global"], ref)

@@ -10,7 +10,8 @@ optimiser's own overhead.
     python bench/pretrain_bench.py --arch vit_small_patch16_dinov3 --batch 8 --runs 5
     python bench/pretrain_bench.py --device cuda --arch vit_base_patch16_dinov3 --batch 64 --bf16
 
-Prints one JSON line per figure (median over --runs timed steps after --warmup steps).
+Prints one JSON line: medians over --runs rounds (after --warmup calls of each figure); the
+ratios are medians of the per-round ratios (step and floor timed in turn, one round each).
 """
 
 from __future__ import annotations
@@ -35,16 +36,21 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _time(fn, device, warmup: int, runs: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
+def _time_round_robin(figures: dict, device, warmup: int, runs: int) -> dict[str, list[float]]:
+    """Time each figure ``runs`` times, taking turns (floor, step, floor, ...), after ``warmup``
+    calls of each: a machine whose speed drifts then slows every figure alike, and the ratios
+    of one round compare like with like."""
+    for fn in figures.values():
+        for _ in range(warmup):
+            fn()
     _sync(device)
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in figures}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
+        for name, fn in figures.items():
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -162,17 +168,17 @@ def main() -> None:
     step_flops = counter.get_total_flops()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    results = {}
-    figures = (
-        ("floor", floor),
-        ("full_step", full_step),
-        ("floor_again", floor),
-        ("floor_wanted", lambda: floor(wanted_only=True)),
-    )
-    for name, fn in figures:
-        times = _time(fn, device, args.warmup, args.runs)
-        results[name] = statistics.median(times)
-    floor_s = min(results["floor"], results["floor_again"])
+    figures = {
+        "floor": floor,
+        "full_step": full_step,
+        "floor_wanted": lambda: floor(wanted_only=True),
+    }
+    times = _time_round_robin(figures, device, args.warmup, args.runs)
+    median = {name: statistics.median(values) for name, values in times.items()}
+
+    def median_ratio(over: str) -> float:
+        return statistics.median(s / f for s, f in zip(times["full_step"], times[over]))
+
     images = args.batch
     out = {
         "arch": args.arch,
@@ -182,17 +188,17 @@ def main() -> None:
         "bf16": args.bf16,
         "prototypes": args.prototypes,
         "host_memory": args.host_memory,
-        "floor_s": round(floor_s, 4),
-        "step_s": round(results["full_step"], 4),
-        "ratio": round(results["full_step"] / floor_s, 3),
-        "floor_wanted_s": round(results["floor_wanted"], 4),
-        "ratio_to_floor_wanted": round(results["full_step"] / results["floor_wanted"], 3),
-        "images_per_s": round(images / results["full_step"], 2),
+        "floor_s": round(median["floor"], 4),
+        "step_s": round(median["full_step"], 4),
+        "ratio": round(median_ratio("floor"), 3),
+        "floor_wanted_s": round(median["floor_wanted"], 4),
+        "ratio_to_floor_wanted": round(median_ratio("floor_wanted"), 3),
+        "images_per_s": round(images / median["full_step"], 2),
     }
     out["step_tflop"] = round(step_flops / 1e12, 3)
-    out["achieved_tflops"] = round(step_flops / results["full_step"] / 1e12, 2)
+    out["achieved_tflops"] = round(step_flops / median["full_step"] / 1e12, 2)
     if args.peak_tflops:
-        out["mfu"] = round(step_flops / results["full_step"] / (args.peak_tflops * 1e12), 3)
+        out["mfu"] = round(step_flops / median["full_step"] / (args.peak_tflops * 1e12), 3)
     if device.type == "cuda":
         out["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     print(json.dumps(out))

@@ -132,71 +132,78 @@ class _FactoredSoftCrossEntropy(torch.autograd.Function):
     """The soft-target cross-entropy of ``features @ prototypes.T`` in column blocks.
 
     Logits ``z_ik = c_k · (f_i · W_k)`` with the column scale ``c_k = 1/τ`` (or
-    ``1 / (τ ‖W_k‖)`` for unit prototypes). With ``H = ∂loss/∂z`` the gradients are
-    ``∂f = (H ⊙ c) @ W`` and ``∂W_k = c_k (Hᵀ f)_k − (Σ_i H_ik z_ik) W_k / ‖W_k‖²`` (the second
-    term only for unit prototypes), so no ``[K, D]`` unit matrix is ever built either.
+    ``c_k = u_k / τ`` with ``u_k = 1/‖W_k‖`` for unit prototypes), computed as
+    ``f_i · (c_k W_k)``: the scale goes on the ``[block, D]`` prototype rows, not on the wider
+    ``[M, block]`` logits. With ``H = ∂loss/∂z`` and ``G = Hᵀ F`` the gradients are
+    ``∂f = H @ (c ⊙ W)`` and ``∂W_k = c_k G_k − c_k u_k² (G_k · W_k) W_k`` (the second term only
+    for unit prototypes), so no ``[K, D]`` unit matrix is ever built. The forward keeps each
+    block's ``exp(z − m)`` (``m``: the running row maximum after that block), so the backward's
+    softmax is that block times a per-row factor, with no second ``exp`` and no logits.
     """
 
     @staticmethod
     def forward(ctx, features, prototypes, targets, weights, inv_temperature, normalize):
         rows, acc = features.shape[0], targets.dtype  # float32, or float64 for float64 inputs
-        weight = prototypes.detach().to(features.dtype)
-        unit_scale = _column_scale(prototypes, normalize, acc)
-        scale = (unit_scale * inv_temperature) if unit_scale is not None else None
+        scale = _scale(prototypes, normalize, inv_temperature, acc)
         running_max = features.new_full((rows,), float("-inf"), dtype=acc)
         running_sum = features.new_zeros(rows, dtype=acc)
         dot = features.new_zeros(rows, dtype=acc)
         element_bytes = torch.finfo(acc).bits // 8
-        keep = rows * weight.shape[0] * element_bytes <= KEEP_LOGITS_BYTES
-        kept = []
-        for start, stop in _blocks(rows, weight.shape[0]):
-            z = _block_logits(features, weight, scale, inv_temperature, start, stop, acc)
-            dot += torch.linalg.vecdot(targets[:, start:stop], z, dim=1)
+        keep = rows * prototypes.shape[0] * element_bytes <= KEEP_LOGITS_BYTES
+        kept, maxima = [], []
+        for start, stop in _blocks(rows, prototypes.shape[0]):
+            z = _block_logits(features, prototypes, scale, start, stop, acc)
+            dot += (targets[:, start:stop] * z).sum(dim=1)
             new_max = torch.maximum(running_max, z.amax(dim=1))
             running_sum.mul_(torch.exp(running_max - new_max))
-            shifted = z.sub(new_max.unsqueeze(1)) if keep else z.sub_(new_max.unsqueeze(1))
-            running_sum += shifted.exp_().sum(dim=1)
+            running_sum += z.sub_(new_max.unsqueeze(1)).exp_().sum(dim=1)  # z is now exp(z − m)
             running_max = new_max
+            maxima.append(new_max)
             if keep:
                 kept.append(z)
-        ctx.kept = kept
+        ctx.kept, ctx.maxima = kept, maxima
         lse = running_max + torch.log(running_sum)
         target_mass = targets.sum(dim=1)
-        saved = (features, prototypes, targets, weights, lse, target_mass, unit_scale)
-        ctx.save_for_backward(*saved)
-        ctx.inv_temperature = inv_temperature
+        ctx.save_for_backward(features, prototypes, targets, weights, lse, target_mass, scale)
+        ctx.inv_temperature, ctx.normalize = inv_temperature, normalize
         return (weights * (target_mass * lse - dot)).sum()
 
     @staticmethod
     def backward(ctx, grad_output):
-        features, prototypes, targets, weights, lse, target_mass, unit_scale = ctx.saved_tensors
-        inv_t, acc = ctx.inv_temperature, targets.dtype
-        weight = prototypes.to(features.dtype)
-        scale = (unit_scale * inv_t) if unit_scale is not None else None
-        row_weight = (grad_output * weights).unsqueeze(1)
+        features, prototypes, targets, weights, lse, target_mass, scale = ctx.saved_tensors
+        acc = targets.dtype
+        row_weight = grad_output * weights
+        mass_weight = target_mass * row_weight
         grad_features = torch.zeros(features.shape, dtype=acc, device=features.device)
-        grad_prototypes = torch.empty(weight.shape, dtype=acc, device=features.device)
-        kept, ctx.kept = ctx.kept, None
-        for index, (start, stop) in enumerate(_blocks(features.shape[0], weight.shape[0])):
+        grad_prototypes = torch.empty(prototypes.shape, dtype=acc, device=features.device)
+        kept, ctx.kept = ctx.kept, None  # a second backward (retain_graph) recomputes
+        for index, (start, stop) in enumerate(_blocks(features.shape[0], prototypes.shape[0])):
+            row_max = ctx.maxima[index]
             if kept:
-                z = kept[index]
+                h = kept[index]  # exp(z − m) for this block
                 kept[index] = None  # freed as the backward walks the blocks
-            else:
-                z = _block_logits(features, weight, scale, inv_t, start, stop, acc)
-            h = torch.exp(z - lse.unsqueeze(1))  # softmax block
-            h.mul_(target_mass.unsqueeze(1)).sub_(targets[:, start:stop]).mul_(row_weight)  # H
-            correction = z.mul_(h).sum(dim=0) if scale is not None else None  # Σ_i H_ik z_ik
-            h.mul_(scale[start:stop] if scale is not None else inv_t)  # H ⊙ c
+            else:  # the same values again, recomputed
+                h = _block_logits(features, prototypes, scale, start, stop, acc)
+                h.sub_(row_max.unsqueeze(1)).exp_()
+            h.mul_((torch.exp(row_max - lse) * mass_weight).unsqueeze(1))  # softmax · mass · w
+            h.addcmul_(targets[:, start:stop], row_weight.unsqueeze(1), value=-1)  # H
             h_low = h.to(features.dtype)
-            grad_features += (h_low @ weight[start:stop]).to(acc)
-            block = grad_prototypes[start:stop]
+            scaled = _scaled_rows(prototypes, scale, start, stop, acc)
+            grad_features += (h_low @ scaled.to(features.dtype)).to(acc)
+            block = grad_prototypes[start:stop]  # G = Hᵀ F, then scaled into ∂W in place
             if h_low.dtype == acc:
                 torch.mm(h_low.T, features, out=block)
             else:
                 block.copy_(h_low.T @ features)
-            if correction is not None:
-                factor = correction * unit_scale[start:stop].square()
-                block.sub_(factor.unsqueeze(1) * prototypes[start:stop].to(acc))
+            if ctx.normalize:  # c_k u_k² (G_k · W_k), before G is scaled
+                rows_acc = prototypes[start:stop].to(acc)
+                correction = torch.linalg.vecdot(block, rows_acc, dim=1)
+                unit = scale[start:stop] / ctx.inv_temperature  # u_k = 1/‖W_k‖
+                correction.mul_(scale[start:stop]).mul_(unit.square())
+                block.mul_(scale[start:stop].unsqueeze(1))
+                block.addcmul_(rows_acc, correction.unsqueeze(1), value=-1)
+            else:
+                block.mul_(ctx.inv_temperature)
         return (
             grad_features.to(features.dtype),
             grad_prototypes.to(prototypes.dtype),
@@ -207,9 +214,25 @@ class _FactoredSoftCrossEntropy(torch.autograd.Function):
         )
 
 
-def _block_logits(features, weight, scale, inv_temperature, start, stop, acc) -> torch.Tensor:
-    z = (features @ weight[start:stop].T).to(acc)
-    return z.mul_(scale[start:stop]) if scale is not None else z.mul_(inv_temperature)
+def _scale(prototypes, normalize, inv_temperature, acc) -> torch.Tensor:
+    """The column scale ``c`` ``[K]``: ``1/τ``, or ``1/(τ ‖W_k‖)`` for unit prototypes."""
+    unit = _column_scale(prototypes, normalize, acc)
+    if unit is None:
+        return torch.full(
+            (prototypes.shape[0],), inv_temperature, dtype=acc, device=prototypes.device
+        )
+    return unit * inv_temperature
+
+
+def _scaled_rows(prototypes, scale, start, stop, acc) -> torch.Tensor:
+    """``c_k W_k`` for the block's prototype rows ``[block, D]``, in ``acc``."""
+    return prototypes[start:stop].detach().to(acc) * scale[start:stop].unsqueeze(1)
+
+
+def _block_logits(features, prototypes, scale, start, stop, acc) -> torch.Tensor:
+    """The block's scaled logits ``[M, block]`` in ``acc`` (the product in the features' dtype)."""
+    rows = _scaled_rows(prototypes, scale, start, stop, acc).to(features.dtype)
+    return (features @ rows.T).to(acc)
 
 
 def soft_cross_entropy(

@@ -541,10 +541,12 @@ def test_soft_cross_entropy_matches_float64_and_its_gradient() -> None:
     torch.testing.assert_close(single.grad.double(), reference.grad, rtol=1e-4, atol=1e-4)
 
 
-# one block, several, one column per block; logits blocks kept for the backward or recomputed
+# one block, several, one column per block; logits blocks kept for the backward or recomputed;
+# more rows than feature width (the scale goes on the prototype rows) and fewer (on the logits)
+@pytest.mark.parametrize("rows_width", [(5, 4), (3, 6)])
 @pytest.mark.parametrize(("slab", "keep_bytes"), [(1 << 22, 1 << 31), (12, 1 << 31), (1, 0)])
 def test_factored_soft_cross_entropy_matches_float64_in_any_block_size(
-    monkeypatch, slab, keep_bytes
+    monkeypatch, slab, keep_bytes, rows_width
 ) -> None:
     """features @ prototypes.T in column blocks: same value and gradients as the numpy loss."""
     from braindino.losses import FactoredLogits
@@ -553,8 +555,9 @@ def test_factored_soft_cross_entropy_matches_float64_in_any_block_size(
     monkeypatch.setattr(sce, "SLAB_ELEMENTS", slab)
     monkeypatch.setattr(sce, "KEEP_LOGITS_BYTES", keep_bytes)
     rng = _rng(12)
-    features, prototypes = _unit(rng.normal(size=(5, 4))), _unit(rng.normal(size=(9, 4)))
-    targets, weights, tau = rng.uniform(size=(5, 9)), rng.uniform(size=5), 0.05
+    m, d = rows_width
+    features, prototypes = _unit(rng.normal(size=(m, d))), _unit(rng.normal(size=(9, d)))
+    targets, weights, tau = rng.uniform(size=(m, 9)), rng.uniform(size=m), 0.05
     z = features @ prototypes.T / tau
     log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     expected = float(np.sum(weights * -(targets * log_probs).sum(axis=1)))
@@ -572,8 +575,11 @@ def test_factored_soft_cross_entropy_matches_float64_in_any_block_size(
     )
 
 
+@pytest.mark.parametrize("rows_width", [(5, 4), (3, 6)])
 @pytest.mark.parametrize(("slab", "keep_bytes"), [(1 << 22, 1 << 31), (12, 1 << 31), (12, 0)])
-def test_factored_soft_cross_entropy_with_unit_prototypes(monkeypatch, slab, keep_bytes) -> None:
+def test_factored_soft_cross_entropy_with_unit_prototypes(
+    monkeypatch, slab, keep_bytes, rows_width
+) -> None:
     """normalize=True (a DINO head's weight-normalised prototypes of any length): value and
     gradients of the raw prototype matrix equal autograd through an explicit normalisation,
     whether the backward reuses the forward's logits blocks or recomputes them (keep_bytes 0)."""
@@ -583,9 +589,10 @@ def test_factored_soft_cross_entropy_with_unit_prototypes(monkeypatch, slab, kee
     monkeypatch.setattr(sce, "SLAB_ELEMENTS", slab)
     monkeypatch.setattr(sce, "KEEP_LOGITS_BYTES", keep_bytes)
     rng = _rng(13)
-    features = _t(_unit(rng.normal(size=(5, 4)))).requires_grad_(True)
-    prototypes = _t(rng.normal(size=(9, 4)) * rng.uniform(0.2, 3, size=(9, 1))).requires_grad_(True)
-    targets, weights, tau = _t(rng.uniform(size=(5, 9))), _t(rng.uniform(size=5)), 0.05
+    m, d = rows_width
+    features = _t(_unit(rng.normal(size=(m, d)))).requires_grad_(True)
+    prototypes = _t(rng.normal(size=(9, d)) * rng.uniform(0.2, 3, size=(9, 1))).requires_grad_(True)
+    targets, weights, tau = _t(rng.uniform(size=(m, 9))), _t(rng.uniform(size=m)), 0.05
 
     def reference(f, w):
         z = f @ (w / w.norm(dim=1, keepdim=True)).T / tau

@@ -1,8 +1,9 @@
 """The frozen-feature probes that judge pretraining against random initialisation.
 
 These check the measuring instrument (labels from lesion masks, subject-grouped CV, feature
-pooling). Whether the tiny CPU pretraining beats random init is measured by
-``bench/pretrain_probe_bench.py`` and recorded in ``bench/RESULTS.md`` (it does not yet).
+pooling). Whether the tiny CPU pretraining beats random init is the evidence test
+(``tests/evidence/``, ``make evidence``); ``bench/pretrain_probe_bench.py`` runs the longer
+versions recorded in ``bench/RESULTS.md``.
 """
 
 from __future__ import annotations

@@ -132,9 +132,9 @@ class _FactoredSoftCrossEntropy(torch.autograd.Function):
     """The soft-target cross-entropy of ``features @ prototypes.T`` in column blocks.
 
     Logits ``z_ik = c_k · (f_i · W_k)`` with the column scale ``c_k = 1/τ`` (or
-    ``c_k = u_k / τ`` with ``u_k = 1/‖W_k‖`` for unit prototypes), computed as
-    ``f_i · (c_k W_k)``: the scale goes on the ``[block, D]`` prototype rows, not on the wider
-    ``[M, block]`` logits. With ``H = ∂loss/∂z`` and ``G = Hᵀ F`` the gradients are
+    ``c_k = u_k / τ`` with ``u_k = 1/‖W_k‖`` for unit prototypes). The scale goes on the
+    ``[block, D]`` prototype rows or on the ``[M, block]`` logits, whichever is smaller
+    (``_scale_prototype_rows``). With ``H = ∂loss/∂z`` and ``G = Hᵀ F`` the gradients are
     ``∂f = H @ (c ⊙ W)`` and ``∂W_k = c_k G_k − c_k u_k² (G_k · W_k) W_k`` (the second term only
     for unit prototypes), so no ``[K, D]`` unit matrix is ever built. The forward keeps each
     block's ``exp(z − m)`` (``m``: the running row maximum after that block), so the backward's
@@ -187,23 +187,25 @@ class _FactoredSoftCrossEntropy(torch.autograd.Function):
                 h.sub_(row_max.unsqueeze(1)).exp_()
             h.mul_((torch.exp(row_max - lse) * mass_weight).unsqueeze(1))  # softmax · mass · w
             h.addcmul_(targets[:, start:stop], row_weight.unsqueeze(1), value=-1)  # H
-            h_low = h.to(features.dtype)
-            scaled = _scaled_rows(prototypes, scale, start, stop, acc)
-            grad_features += (h_low @ scaled.to(features.dtype)).to(acc)
-            block = grad_prototypes[start:stop]  # G = Hᵀ F, then scaled into ∂W in place
+            c, rows_acc = scale[start:stop], prototypes[start:stop].detach().to(acc)
+            if _scale_prototype_rows(features, prototypes):  # ∂f = H @ (c ⊙ W)
+                h_low = h.to(features.dtype)
+                scaled = (rows_acc * c.unsqueeze(1)).to(features.dtype)
+            else:  # ∂f = (H ⊙ c) @ W
+                h_low = h.mul_(c).to(features.dtype)
+                scaled = rows_acc.to(features.dtype)
+            grad_features += (h_low @ scaled).to(acc)
+            block = grad_prototypes[start:stop]  # Hᵀ F (or (H ⊙ c)ᵀ F), into ∂W in place
             if h_low.dtype == acc:
                 torch.mm(h_low.T, features, out=block)
             else:
                 block.copy_(h_low.T @ features)
-            if ctx.normalize:  # c_k u_k² (G_k · W_k), before G is scaled
-                rows_acc = prototypes[start:stop].to(acc)
-                correction = torch.linalg.vecdot(block, rows_acc, dim=1)
-                unit = scale[start:stop] / ctx.inv_temperature  # u_k = 1/‖W_k‖
-                correction.mul_(scale[start:stop]).mul_(unit.square())
-                block.mul_(scale[start:stop].unsqueeze(1))
+            if _scale_prototype_rows(features, prototypes):
+                block.mul_(c.unsqueeze(1))  # now c ⊙ G either way
+            if ctx.normalize:  # − c_k u_k² (G_k · W_k) W_k
+                unit = c / ctx.inv_temperature  # u_k = 1/‖W_k‖
+                correction = torch.linalg.vecdot(block, rows_acc, dim=1).mul_(unit.square())
                 block.addcmul_(rows_acc, correction.unsqueeze(1), value=-1)
-            else:
-                block.mul_(ctx.inv_temperature)
         return (
             grad_features.to(features.dtype),
             grad_prototypes.to(prototypes.dtype),
@@ -224,15 +226,20 @@ def _scale(prototypes, normalize, inv_temperature, acc) -> torch.Tensor:
     return unit * inv_temperature
 
 
-def _scaled_rows(prototypes, scale, start, stop, acc) -> torch.Tensor:
-    """``c_k W_k`` for the block's prototype rows ``[block, D]``, in ``acc``."""
-    return prototypes[start:stop].detach().to(acc) * scale[start:stop].unsqueeze(1)
+def _scale_prototype_rows(features: torch.Tensor, prototypes: torch.Tensor) -> bool:
+    """Apply the column scale to the ``[block, D]`` prototype rows (True) or to the
+    ``[M, block]`` logits (False): whichever has fewer entries (rows when M > D, e.g. iBOT's
+    masked tokens; logits for DINO's few CLS rows)."""
+    return features.shape[0] > prototypes.shape[1]
 
 
 def _block_logits(features, prototypes, scale, start, stop, acc) -> torch.Tensor:
     """The block's scaled logits ``[M, block]`` in ``acc`` (the product in the features' dtype)."""
-    rows = _scaled_rows(prototypes, scale, start, stop, acc).to(features.dtype)
-    return (features @ rows.T).to(acc)
+    rows, c = prototypes[start:stop].detach(), scale[start:stop]
+    if _scale_prototype_rows(features, prototypes):
+        scaled = (rows.to(acc) * c.unsqueeze(1)).to(features.dtype)
+        return (features @ scaled.T).to(acc)
+    return (features @ rows.to(features.dtype).T).to(acc).mul_(c)
 
 
 def soft_cross_entropy(

@@ -13,6 +13,12 @@ from braindino.models.partial_block import run_block_on_rows
 FAMILIES = {
     "dinov3": ("vit_micro_patch16_dinov3", {}, 64),
     "dinov2": ("vit_small_patch14_reg4_dinov2", {"depth": 2, "embed_dim": 96, "num_heads": 2}, 56),
+    # separate q/v biases (timm's q_bias, k_bias, v_bias) instead of a plain qkv layer
+    "dinov3_qkvb": (
+        "vit_small_patch16_dinov3_qkvb",
+        {"depth": 2, "embed_dim": 96, "num_heads": 2},
+        64,
+    ),
 }
 
 
@@ -138,7 +144,7 @@ def test_bad_keep_patches_name_the_argument():
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_the_partial_path_skips_the_mlp_of_unwanted_tokens(family):
+def test_the_partial_path_skips_the_work_of_unwanted_tokens(family):
     from torch.utils.flop_counter import FlopCounterMode
 
     model = _model(family, 0.0).eval()
@@ -151,6 +157,9 @@ def test_the_partial_path_skips_the_mlp_of_unwanted_tokens(family):
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model.forward_features(x, **kwargs)
         flops.append(counter.get_total_flops())
-    d = model.embed_dim
-    mlp_flops = 2 * 2 * n_patches * (2 * d * 4 * d)  # fc1 + fc2 (2 FLOPs a MAC), 2 images
-    assert flops[0] - flops[1] == mlp_flops
+    d, tokens = model.embed_dim, model.num_prefix_tokens + n_patches
+    # per unwanted token: MLP fc1 + fc2 (8 d² MACs), its query and output projections (2 d²),
+    # 2 FLOPs a MAC; plus its attention row (4 N d) where the counter counts the CPU kernel
+    linear = 2 * n_patches * 2 * (8 + 2) * d * d
+    attention = 2 * n_patches * 4 * tokens * d
+    assert flops[0] - flops[1] in (linear, linear + attention)

@@ -171,9 +171,9 @@ class MaskableViT(nn.Module):
             masks: optional bool ``[B, P]`` (P = patches, row-major); True patches are replaced
                 by the mask token before the blocks. An all-False mask equals no mask.
             keep_patches: optional bool ``[B, P]``: only these patches' final tokens are wanted.
-                The last block's per-token half (norm, MLP, LayerScale) then runs on the prefix
-                tokens and these patches alone (attention still sees every token), which is
-                what a training step needs: the same values, less work.
+                The last block then computes queries, attention, output projection and MLP for
+                the prefix tokens and these patches alone (keys and values still come from
+                every token), which is what a training step needs: the same values, less work.
 
         Returns:
             ``cls`` ``[B, D]`` and ``registers`` ``[B, R, D]`` after the final norm; without

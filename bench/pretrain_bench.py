@@ -119,8 +119,8 @@ def main() -> None:
     apply_schedule_values(optimizer, 1e-4, 0.04)
     batch = make_batch(cfg, args.batch, device)
     if args.compile:
-        meta.student.backbone = torch.compile(meta.student.backbone)
-        meta.teacher.backbone = torch.compile(meta.teacher.backbone)
+        meta.student.backbone.compile_blocks()
+        meta.teacher.backbone.compile_blocks()
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
     student, teacher = meta.student.backbone, meta.teacher.backbone
 

@@ -324,3 +324,45 @@ def test_student_step_is_the_same_with_the_last_block_on_wanted_tokens_only():
     assert grads_part.keys() == grads_all.keys()
     for name, grad in grads_all.items():
         torch.testing.assert_close(grads_part[name], grad, rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_compile_option_compiles_every_block_and_keeps_the_checkpoint_keys(
+    shards, tmp_path, monkeypatch
+):
+    """run.compile compiles the blocks of student and teacher in place: training goes through the
+    compiled blocks, gives the same weights as without (captured graphs run eagerly here, to keep
+    the test fast; a real run uses inductor) and writes the usual state-dict keys."""
+    from braindino.models.backbone import MaskableViT
+
+    compiled, graphs = [], []
+    original = MaskableViT.compile_blocks
+
+    def record_graph(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward  # run the captured graph eagerly
+
+    def compile_eagerly(self, **kwargs):
+        compiled.append(self)
+        original(self, backend=record_graph)
+
+    monkeypatch.setattr(MaskableViT, "compile_blocks", compile_eagerly)
+    torch._dynamo.reset()
+    pretrain(_cfg(shards, tmp_path / "compiled", "run.compile=true"))
+    assert len(compiled) == 2 and compiled[0] is not compiled[1]  # student and teacher
+    assert all(b._compiled_call_impl is not None for m in compiled for b in m.vit.blocks)
+    assert graphs  # the blocks really ran through torch.compile
+    pretrain(_cfg(shards, tmp_path / "eager"))
+    with_compile, without = _weights(tmp_path / "compiled"), _weights(tmp_path / "eager")
+    assert with_compile.keys() == without.keys()
+    assert not any("_orig_mod" in key for key in with_compile)
+    for key, value in without.items():
+        torch.testing.assert_close(with_compile[key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_compile_with_fsdp_sharding_fails_at_start(shards, tmp_path, monkeypatch):
+    from braindino.ssl import trainer
+
+    monkeypatch.setattr(trainer, "_wants_sharding", lambda cfg, acc: True)
+    with pytest.raises(ConfigError, match="run.compile is not supported with FSDP"):
+        pretrain(_cfg(shards, tmp_path / "run", "run.compile=true"))
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -264,6 +264,18 @@ class MaskableViT(nn.Module):
                 feats["patches"] = patches.reshape(patches.shape[0], *grid, -1).permute(0, 3, 1, 2)
         return [dict(taken[i]) for i in indices]
 
+    def compile_blocks(self, **compile_kwargs: Any) -> None:
+        """``torch.compile`` each transformer block in place (``nn.Module.compile``).
+
+        Compiling the blocks rather than wrapping the whole model keeps every entry point
+        (``forward_features``, ``get_intermediate_layers``, the last block run on wanted tokens)
+        and the state-dict keys as they are; ``torch.compile(backbone)`` would compile only
+        ``forward`` and prefix every key with ``_orig_mod.``. ``compile_kwargs`` go to
+        ``torch.compile`` (e.g. ``mode``, ``backend``).
+        """
+        for block in self.vit.blocks:
+            block.compile(**compile_kwargs)
+
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute block activations in the backward pass to save memory."""
         self.vit.set_grad_checkpointing(enable)

@@ -170,6 +170,12 @@ class Trainer:
         self.augment = MultiCropAugmentation.from_config(cfg.augment)
         self.schedules = build_schedules(cfg, self.world)
         self.sharded = _wants_sharding(cfg, self.acc)
+        if self.sharded and cfg.run.compile:
+            raise ConfigError(
+                "run.compile is not supported with FSDP sharding",
+                path="run.compile",
+                fix="set run.compile=false, or train with DDP (run.fsdp=false)",
+            )
         # A sharded student gets its optimiser after sharding (its parameters are replaced).
         self.optimizer = None if self.sharded else build_optimizer(cfg, self.meta)
         self._optimizer_state: dict | None = None
@@ -192,8 +198,9 @@ class Trainer:
                 self._optimizer_state = None
             self.student = self.meta.student
         else:
-            if cfg.run.compile:
-                self.meta.student.backbone = torch.compile(self.meta.student.backbone)
+            if cfg.run.compile:  # blocks compiled in place: same entry points, same keys
+                self.meta.student.backbone.compile_blocks()
+                self.meta.teacher.backbone.compile_blocks()
             self.student, self.optimizer = self.acc.prepare(self.meta.student, self.optimizer)
         self.loader, self.sampler = build_loader(
             self.reader,

@@ -3,9 +3,9 @@
 The floor is what no pretrainer can avoid: the student backbone's forward + backward on all crops
 (masked globals, locals) and the teacher backbone's forward on the globals — no heads, losses,
 optimiser or EMA. The full step is ``SelfDistillation.losses`` + backward + clipping + AdamW + EMA.
-The step runs the last block's MLP only on the tokens a loss reads; ``floor_wanted`` is the
-floor with that same saving, so ``ratio_to_floor_wanted`` is the heads', losses' and
-optimiser's own overhead.
+The step runs the last block only for the tokens a loss reads (their queries, attention rows,
+projection and MLP); ``floor_wanted`` is the floor with that same saving, so
+``ratio_to_floor_wanted`` is the heads', losses' and optimiser's own overhead.
 
     python bench/pretrain_bench.py --arch vit_small_patch16_dinov3 --batch 8 --runs 5
     python bench/pretrain_bench.py --device cuda --arch vit_base_patch16_dinov3 --batch 64 --bf16
@@ -125,8 +125,8 @@ def main() -> None:
     student, teacher = meta.student.backbone, meta.teacher.backbone
 
     def floor(wanted_only: bool = False) -> None:
-        """The bare backbones; ``wanted_only``: the last block's MLP on loss-read tokens only,
-        as the step runs it (the issue's floor is the full backbone)."""
+        """The bare backbones; ``wanted_only``: the last block on loss-read tokens only, as the
+        step runs it (the issue's floor is the full backbone)."""
         masks = batch["masks"]
         local = batch["local_crops"]
         local_patches = math.prod(student.patch_grid(*local.shape[-2:]))

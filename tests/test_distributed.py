@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
 from test_pretrain import _cfg, shards  # noqa: F401  (the module's shard folder fixture)
 
@@ -84,10 +85,21 @@ def _join(rank: int, port: int) -> None:
     torch.set_num_threads(1)
 
 
+def _leave() -> None:
+    """Tear the process group down before the worker exits, as ``pretrain()`` does: left to
+    interpreter exit, gloo's threads can abort the process ("terminate called without an
+    active exception", SIGABRT) after the work is done."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _worker(rank: int, port: int, shard_dir: str, out: str) -> None:
     _join(rank, port)
-    record = _train_and_record(shard_dir, f"{out}/two", B)
-    torch.save(record, Path(out) / f"rank{rank}.pt")
+    try:
+        record = _train_and_record(shard_dir, f"{out}/two", B)
+        torch.save(record, Path(out) / f"rank{rank}.pt")
+    finally:
+        _leave()
 
 
 def _global_rows(parts: list[torch.Tensor], crops: int) -> torch.Tensor:
@@ -192,18 +204,21 @@ def _fsdp_worker(rank: int, port: int, shard_dir: str, run: str, stop_at: int) -
     _join(rank, port)
     cfg = _cfg(Path(shard_dir), Path(run), f"data.batch_size_per_device={B}", "run.fsdp=true")
     cfg.merge_with_dotlist(list(EXTRA))
-    trainer = Trainer(cfg)
-    assert trainer.sharded
-    if stop_at:
-        step = trainer._train_step
+    try:
+        trainer = Trainer(cfg)
+        assert trainer.sharded
+        if stop_at:
+            step = trainer._train_step
 
-        def signal_during(batch, values):
-            if trainer.step == stop_at - 1:
-                os.kill(os.getpid(), signal.SIGUSR1)
-            return step(batch, values)
+            def signal_during(batch, values):
+                if trainer.step == stop_at - 1:
+                    os.kill(os.getpid(), signal.SIGUSR1)
+                return step(batch, values)
 
-        trainer._train_step = signal_during
-    assert trainer.fit() == ("interrupted" if stop_at else "done")
+            trainer._train_step = signal_during
+        assert trainer.fit() == ("interrupted" if stop_at else "done")
+    finally:
+        _leave()
 
 
 def _sharded_run(shard_dir: Path, run: Path, stop_at: int = 0) -> Path:

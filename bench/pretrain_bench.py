@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import time
 
@@ -129,9 +128,7 @@ def main() -> None:
         step runs it (the issue's floor is the full backbone)."""
         masks = batch["masks"]
         local = batch["local_crops"]
-        local_patches = math.prod(student.patch_grid(*local.shape[-2:]))
-        no_patches = torch.zeros(local.shape[0], local_patches, dtype=torch.bool, device=device)
-        keep, keep_local = (masks, no_patches) if wanted_only else (None, None)
+        keep, keep_local = (masks, student.patch_mask(local)) if wanted_only else (None, None)
         with amp:
             with torch.no_grad():
                 teacher.forward_features(batch["global_crops"], keep_patches=keep)

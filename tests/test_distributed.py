@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 from test_pretrain import _cfg, shards  # noqa: F401  (the module's shard folder fixture)
 
 from braindino.losses import sinkhorn_knopp
+from braindino.ssl.trainer import close_process_group
 
 B = 4  # per-process batch of the 2-process run
 STEPS = 4
@@ -85,21 +85,13 @@ def _join(rank: int, port: int) -> None:
     torch.set_num_threads(1)
 
 
-def _leave() -> None:
-    """Tear the process group down before the worker exits, as ``pretrain()`` does: left to
-    interpreter exit, gloo's threads can abort the process ("terminate called without an
-    active exception", SIGABRT) after the work is done."""
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def _worker(rank: int, port: int, shard_dir: str, out: str) -> None:
     _join(rank, port)
     try:
         record = _train_and_record(shard_dir, f"{out}/two", B)
         torch.save(record, Path(out) / f"rank{rank}.pt")
     finally:
-        _leave()
+        close_process_group()  # as pretrain() does, or gloo may abort at exit
 
 
 def _global_rows(parts: list[torch.Tensor], crops: int) -> torch.Tensor:
@@ -218,7 +210,7 @@ def _fsdp_worker(rank: int, port: int, shard_dir: str, run: str, stop_at: int) -
             trainer._train_step = signal_during
         assert trainer.fit() == ("interrupted" if stop_at else "done")
     finally:
-        _leave()
+        close_process_group()  # as pretrain() does, or gloo may abort at exit
 
 
 def _sharded_run(shard_dir: Path, run: Path, stop_at: int = 0) -> Path:

@@ -177,6 +177,7 @@ class _FactoredSoftCrossEntropy(torch.autograd.Function):
         grad_features = torch.zeros(features.shape, dtype=acc, device=features.device)
         grad_prototypes = torch.empty(prototypes.shape, dtype=acc, device=features.device)
         kept, ctx.kept = ctx.kept, None  # a second backward (retain_graph) recomputes
+        rows_first = _scale_prototype_rows(features, prototypes)
         for index, (start, stop) in enumerate(_blocks(features.shape[0], prototypes.shape[0])):
             row_max = ctx.maxima[index]
             if kept:
@@ -188,7 +189,7 @@ class _FactoredSoftCrossEntropy(torch.autograd.Function):
             h.mul_((torch.exp(row_max - lse) * mass_weight).unsqueeze(1))  # softmax · mass · w
             h.addcmul_(targets[:, start:stop], row_weight.unsqueeze(1), value=-1)  # H
             c, rows_acc = scale[start:stop], prototypes[start:stop].detach().to(acc)
-            if _scale_prototype_rows(features, prototypes):  # ∂f = H @ (c ⊙ W)
+            if rows_first:  # ∂f = H @ (c ⊙ W)
                 h_low = h.to(features.dtype)
                 scaled = (rows_acc * c.unsqueeze(1)).to(features.dtype)
             else:  # ∂f = (H ⊙ c) @ W
@@ -200,7 +201,7 @@ class _FactoredSoftCrossEntropy(torch.autograd.Function):
                 torch.mm(h_low.T, features, out=block)
             else:
                 block.copy_(h_low.T @ features)
-            if _scale_prototype_rows(features, prototypes):
+            if rows_first:
                 block.mul_(c.unsqueeze(1))  # now c ⊙ G either way
             if ctx.normalize:  # − c_k u_k² (G_k · W_k) W_k
                 unit = c / ctx.inv_temperature  # u_k = 1/‖W_k‖

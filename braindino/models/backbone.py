@@ -101,6 +101,12 @@ class MaskableViT(nn.Module):
         """Patch-grid shape ``(h, w)`` for an input of ``height`` x ``width`` pixels."""
         return height // self.patch_size[0], width // self.patch_size[1]
 
+    def patch_mask(self, x: Tensor, value: bool = False) -> Tensor:
+        """A bool ``[B, P]`` patch mask for the batch ``x``, every entry ``value`` (e.g.
+        ``keep_patches`` for crops whose CLS token alone is wanted)."""
+        h, w = self.patch_grid(*x.shape[-2:])
+        return torch.full((x.shape[0], h * w), value, dtype=torch.bool, device=x.device)
+
     def _check_input(self, x: Tensor) -> tuple[int, int]:
         if x.ndim != 4 or x.shape[1] != self.in_chans:
             raise BrainDinoError(
@@ -182,6 +188,9 @@ class MaskableViT(nn.Module):
             ``[keep_patches.sum(), D]`` (normed, in ``keep_patches.nonzero()`` order) instead.
         """
         tokens, rope = self._embed(x, masks)
+        if keep_patches is not None:  # checked before any block runs
+            grid = self.patch_grid(*x.shape[-2:])
+            self._check_masks(keep_patches, x.shape[0], grid, "keep_patches")
         last = self.depth if keep_patches is None else self.depth - 1
         for index in range(last):
             tokens = self._run_block(index, tokens, rope)
@@ -189,7 +198,6 @@ class MaskableViT(nn.Module):
             out = self._split(self.vit.norm(tokens))
             out["pre_norm"] = tokens
             return out
-        self._check_masks(keep_patches, x.shape[0], self.patch_grid(*x.shape[-2:]), "keep_patches")
         kwargs = {"rope": rope} if self.family == "eva" else {}
         args = (self.vit.blocks[-1], tokens, keep_patches, self.num_prefix_tokens, kwargs)
         if self.vit.grad_checkpointing and torch.is_grad_enabled():

@@ -10,7 +10,6 @@ teacher anchors the patch-to-patch similarity structure.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,8 +44,8 @@ class StudentNetwork(nn.Module):
         as :class:`~braindino.losses.FactoredLogits`; with ``all_patches`` also every global
         patch token (``patches_global``, for the Gram loss).
 
-        Without ``all_patches`` the last block's MLP runs only on the tokens a loss reads (CLS
-        of every crop, masked patches of the global crops). ``dino_logits`` rows are ordered
+        Without ``all_patches`` the last block runs only for the tokens a loss reads (CLS of
+        every crop, masked patches of the global crops). ``dino_logits`` rows are ordered
         global crops first, then local crops (crop-major).
         """
         backbone = self.backbone
@@ -54,11 +53,7 @@ class StudentNetwork(nn.Module):
         glob = backbone.forward_features(global_crops, masks=masks, keep_patches=keep)
         cls = [glob["cls"]]
         if local_crops is not None and local_crops.shape[0] > 0:
-            no_patches = local_crops.new_zeros(
-                local_crops.shape[0],
-                math.prod(backbone.patch_grid(*local_crops.shape[-2:])),
-                dtype=torch.bool,
-            )
+            no_patches = backbone.patch_mask(local_crops)  # only their CLS tokens are read
             cls.append(backbone.forward_features(local_crops, keep_patches=no_patches)["cls"])
         out = {
             "cls_global": glob["cls"],

@@ -496,15 +496,21 @@ def _schedule_logs(values: dict, images_per_s: float) -> dict[str, float]:
     }
 
 
-def pretrain(cfg: DictConfig) -> str:
-    """Run (or resume) the pretraining described by a merged config.
+def close_process_group() -> None:
+    """Tear the distributed process group down, if there is one.
 
-    The process group is torn down before returning: left to interpreter exit, a gloo process
-    group's threads can abort the process ("terminate called without an active exception") after
+    Call it before a training process exits: left to interpreter exit, a gloo process group's
+    threads can abort the process ("terminate called without an active exception") after
     training has finished and checkpointed, which turns a finished job into a failed one.
     """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def pretrain(cfg: DictConfig) -> str:
+    """Run (or resume) the pretraining described by a merged config; the process group is torn
+    down before returning (:func:`close_process_group`)."""
     try:
         return Trainer(cfg).fit()
     finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        close_process_group()

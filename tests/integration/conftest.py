@@ -34,12 +34,13 @@ def pytest_collection_modifyitems(config, items):
 class Cluster:
     """A started local cluster: its state folder and the environment its clients need."""
 
-    def __init__(self, state: Path, cache: Path):
+    def __init__(self, state: Path, cache: Path, scratch: Path):
         self.state = state
         self.env = {
             **os.environ,
             "SLURM_CONF": str(state / "slurm.conf"),
             "BRAINDINO_CACHE": str(cache),
+            "TMPDIR": str(scratch),  # torchrun leaves a torchelastic_* folder per job in TMPDIR
             "OMP_NUM_THREADS": "1",
         }
 
@@ -91,10 +92,11 @@ def cluster(tmp_path_factory):
         pytest.skip("SLURM integration suite disabled")
     state = tmp_path_factory.mktemp("slurm")
     cache = tmp_path_factory.mktemp("cache")
+    scratch = tmp_path_factory.mktemp("jobtmp")
     started = subprocess.run(
         ["bash", str(CLUSTER), "start", str(state)], capture_output=True, text=True
     )
-    handle = Cluster(state, cache)
+    handle = Cluster(state, cache, scratch)
     if started.returncode != 0:
         handle.stop()
         raise RuntimeError(f"the local SLURM cluster did not start:\n{started.stderr}")

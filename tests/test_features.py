@@ -131,6 +131,14 @@ def test_bad_encode_options_are_clear_errors(encoder, volumes, tmp_path):
 
 
 # ------------------------------------------------------------------------------------ cache
+def test_progress_bar_counts_each_calls_own_volumes(encoder, volumes, tmp_path, capsys):
+    cache = FeatureCache(tmp_path / "cache")
+    cache.encode_many(encoder, volumes, preprocess=FAST, blocks=[0], progress=True)
+    assert "cached=0, encoded=2" in capsys.readouterr().err
+    cache.encode_many(encoder, volumes, preprocess=FAST, blocks=[0], progress=True)
+    assert "cached=2, encoded=0" in capsys.readouterr().err  # not the instance's running totals
+
+
 def test_warm_cache_never_calls_the_encoder(encoder, volumes, tmp_path, monkeypatch):
     calls = count_calls(encoder, monkeypatch)
     cold = FeatureCache(tmp_path / "cache")

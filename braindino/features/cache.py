@@ -187,9 +187,10 @@ class FeatureCache:
         settings = self.settings(encoder, preprocess, slices, blocks)
         out: dict[str, dict[str, np.ndarray]] = {}
         bar = tqdm(unique, desc="features", unit="vol", disable=not progress, dynamic_ncols=True)
+        hits, misses = self.hits, self.misses  # the bar counts this call's volumes only
         for path in bar:
             out[path] = self.get_or_compute(
                 encoder, path, preprocess, slices, blocks, batch_size, settings=settings
             )
-            bar.set_postfix(cached=self.hits, encoded=self.misses, refresh=False)
+            bar.set_postfix(cached=self.hits - hits, encoded=self.misses - misses, refresh=False)
         return out

@@ -87,7 +87,7 @@ def build_parser(family: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"downstream/{family}.py",
         description=f"Frozen-encoder {family} protocol: cached slice features, fixed splits, "
-        "label fractions x seeds, heads selected on validation, test metrics with 95 %% CIs "
+        "label fractions x seeds, heads selected on validation, test metrics with 95 % CIs "
         f"and a report. Example: python downstream/{family}.py --task {task}",
     )
     add_run_arguments(parser, task, f"task name or YAML (default {task})")

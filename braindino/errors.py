@@ -23,7 +23,8 @@ class BrainDinoError(Exception):
         if self.path:
             text = f"{self.path}: {text}"
         if self.fix:
-            text = f"{text}. Fix: {self.fix.rstrip('.')}."
+            fix = self.fix.rstrip(".")
+            text = f"{text}. Fix: {fix}{'' if fix.endswith(('?', '!')) else '.'}"
         return text
 
 

@@ -35,8 +35,10 @@ def test_override_file_may_start_from_another(tmp_path, defaults):
 
 
 def test_typo_names_the_key_and_the_nearest_one(tmp_path, defaults):
-    with pytest.raises(ConfigError, match=r"unknown config key 'optim.warmpu'.*'optim.warmup'"):
+    with pytest.raises(ConfigError) as typo:
         load_config(defaults, dotlist=["optim.warmpu=5"])
+    expected = "command line: unknown config key 'optim.warmpu'. Fix: did you mean 'optim.warmup'?"
+    assert str(typo.value) == expected  # one line, a question ends it (not "?.")
     bad = tmp_path / "bad.yaml"
     bad.write_text("crop:\n  size: 3\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"bad.yaml: unknown config key 'crop'.*'crops'"):

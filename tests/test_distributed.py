@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 from test_pretrain import _cfg, shards  # noqa: F401  (the module's shard folder fixture)
 
 from braindino.losses import sinkhorn_knopp
-from braindino.ssl.trainer import close_process_group
+from braindino.ssl.trainer import CPU_PROCESSES_TORCH, close_process_group
 
 B = 4  # per-process batch of the 2-process run
 STEPS = 4
@@ -31,6 +31,13 @@ EXTRA = (
     "schedule.iters_per_epoch=2",
     "run.checkpoint_every=100",
 )
+
+
+def _skip_unless_cpu_processes_work() -> None:
+    if torch.__version__ < CPU_PROCESSES_TORCH:
+        pytest.skip(
+            f"several CPU processes need torch >= {CPU_PROCESSES_TORCH} (the trainer refuses)"
+        )
 
 
 def _free_port() -> int:
@@ -103,6 +110,7 @@ def _global_rows(parts: list[torch.Tensor], crops: int) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def runs(shards, tmp_path_factory):  # noqa: F811
+    _skip_unless_cpu_processes_work()
     out = tmp_path_factory.mktemp("distributed")
     mp.spawn(_worker, args=(_free_port(), str(shards), str(out)), nprocs=2, join=True)
     two = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
@@ -189,6 +197,31 @@ def test_an_accelerate_fsdp_launch_shards_and_deepspeed_is_refused():
         _check_distribution(SimpleNamespace(distributed_type=DistributedType.DEEPSPEED))
 
 
+@pytest.mark.parametrize(("version", "device", "refused"), [
+    ("2.7.1", "cpu", True), ("2.8.0", "cpu", False), ("2.7.1", "cuda", False)])  # fmt: skip
+def test_several_cpu_processes_on_a_torch_whose_gloo_hangs_is_one_clear_error(
+    monkeypatch, version, device, refused
+):
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+    from torch.torch_version import TorchVersion
+
+    from braindino.errors import ConfigError
+    from braindino.ssl.trainer import _check_distribution
+
+    monkeypatch.setattr(torch, "__version__", TorchVersion(version))
+    acc = SimpleNamespace(
+        distributed_type=DistributedType.MULTI_CPU, num_processes=2, device=torch.device(device)
+    )
+    if refused:
+        with pytest.raises(ConfigError, match=rf"launch: .*torch >= 2.8 \(this is {version}"):
+            _check_distribution(acc)
+    else:
+        _check_distribution(acc)
+    _check_distribution(SimpleNamespace(**{**vars(acc), "num_processes": 1}))  # one process
+
+
 def _fsdp_worker(rank: int, port: int, shard_dir: str, run: str, stop_at: int) -> None:
     """A sharded 2-process run; with ``stop_at`` > 0 a SIGUSR1 arrives during that step."""
     from braindino.ssl.trainer import Trainer
@@ -221,6 +254,7 @@ def _sharded_run(shard_dir: Path, run: Path, stop_at: int = 0) -> Path:
 
 @pytest.fixture(scope="module")
 def sharded_run(shards, tmp_path_factory) -> Path:  # noqa: F811
+    _skip_unless_cpu_processes_work()
     return _sharded_run(shards, tmp_path_factory.mktemp("fsdp") / "run")
 
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from braindino.losses import sinkhorn_knopp
+from braindino.ssl.trainer import CPU_PROCESSES_TORCH
+
+pytestmark = pytest.mark.skipif(
+    torch.__version__ < CPU_PROCESSES_TORCH,
+    reason=f"gloo's teardown can hang before torch {CPU_PROCESSES_TORCH}",
+)
 
 WORLD_SIZE = 2
 TEMPERATURE = 0.05

@@ -76,12 +76,33 @@ def load_full_optimizer_state(
 
     Parameters without saved state (e.g. the prototype layers while they were frozen) start
     fresh, as they would have in an uninterrupted run."""
-    options = StateDictOptions(full_state_dict=True, strict=False)
-    set_optimizer_state_dict(student, optimizer, state, options=options)
-    # Loading first initialises every parameter's state with a zero-gradient step; drop that
-    # state where the checkpoint had none, or AdamW's step count would start at 1, not 0.
     saved = set(state["state"])
+    if not saved:
+        return  # nothing trained yet: every parameter starts fresh; schedules set lr and wd
+    options = StateDictOptions(full_state_dict=True, strict=False)
+    set_optimizer_state_dict(
+        student, optimizer, _with_placeholders(student, state), options=options
+    )
+    # The placeholders (and, in newer torch, its own zero-gradient initialisation) gave every
+    # parameter state; drop it where the checkpoint had none, or AdamW's step count would not
+    # start at 0.
     names = {param: name for name, param in student.named_parameters()}
     for param in list(optimizer.state):
         if names.get(param) not in saved:
             del optimizer.state[param]
+
+
+def _with_placeholders(student: nn.Module, state: dict) -> dict:
+    """``state`` with zero state for every parameter that has none (torch 2.7 and 2.8 require an
+    entry for each parameter of a group when loading), shaped like a saved entry."""
+    template = next(iter(state["state"].values()))
+    filled = dict(state["state"])
+    for name, param in student.named_parameters():
+        if name not in filled:
+            filled[name] = {
+                key: torch.zeros(param.shape, dtype=value.dtype)
+                if torch.is_tensor(value) and value.dim() > 0
+                else (value.clone() if torch.is_tensor(value) else value)
+                for key, value in template.items()
+            }
+    return {**state, "state": filled}

@@ -79,13 +79,30 @@ def _distribution_kind(acc) -> str:
     return str(getattr(acc.distributed_type, "value", acc.distributed_type))
 
 
+# Several CPU processes (gloo): in torch 2.6 and 2.7 destroying the process group hangs in about
+# one run in four, and FSDP2's all-gather fails on the CPU in 2.6; 2.8 does neither.
+CPU_PROCESSES_TORCH = "2.8"
+
+
 def _check_distribution(acc) -> None:
-    """DDP or the trainer's own FSDP2 sharding; DeepSpeed is not supported."""
+    """DDP or the trainer's own FSDP2 sharding; DeepSpeed is not supported; several CPU
+    processes need torch >= ``CPU_PROCESSES_TORCH``."""
     if _distribution_kind(acc) == "DEEPSPEED":
         raise ConfigError(
             "the pretrainer does not support DeepSpeed",
             path="accelerate config",
             fix="launch with configs/accelerate/ddp_bf16.yaml or fsdp.yaml",
+        )
+    if (
+        acc.num_processes > 1
+        and acc.device.type == "cpu"
+        and torch.__version__ < CPU_PROCESSES_TORCH
+    ):
+        raise ConfigError(
+            f"training with several CPU processes needs torch >= {CPU_PROCESSES_TORCH} "
+            f"(this is {torch.__version__}: its gloo teardown can hang when training ends)",
+            path="launch",
+            fix=f"upgrade torch to >= {CPU_PROCESSES_TORCH}, or train in one process or on GPUs",
         )
 
 

@@ -17,16 +17,21 @@ import torch
 from braindino.engine import find_latest_checkpoint, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = 40
-SIGNAL_AT = 4  # the preemption arrives once this checkpoint is on disk
+EPOCHS, ITERS = 15, 8
+STEPS = EPOCHS * ITERS
+# The preemption is sent once this checkpoint is on disk. The job then still has most of its
+# steps (about 15 s) to run: at 40 steps (5 s left) a requeue once arrived after the run had
+# already finished, and the job completed without being interrupted.
+SIGNAL_AT = 4
 
 
 def _pretrain_args(shards: Path, out: Path) -> list[str]:
     return [
         "--config", "tiny", f"data.shards={shards}", f"run.out={out}", "run.progress=false",
         "model.arch=vit_micro_patch16_dinov3", "data.batch_size_per_device=4",
-        "schedule.epochs=5", "schedule.iters_per_epoch=8", "schedule.warmup_epochs=1",
-        "schedule.teacher_temp_warmup_epochs=1", f"run.checkpoint_every={SIGNAL_AT}",
+        f"schedule.epochs={EPOCHS}", f"schedule.iters_per_epoch={ITERS}",
+        "schedule.warmup_epochs=1", "schedule.teacher_temp_warmup_epochs=1",
+        f"run.checkpoint_every={SIGNAL_AT}",
         "run.log_every=1", "augment.local_crops.number=2",
     ]  # fmt: skip
 

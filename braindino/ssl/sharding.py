@@ -99,10 +99,12 @@ def _with_placeholders(student: nn.Module, state: dict) -> dict:
     filled = dict(state["state"])
     for name, param in student.named_parameters():
         if name not in filled:
-            filled[name] = {
-                key: torch.zeros(param.shape, dtype=value.dtype)
-                if torch.is_tensor(value) and value.dim() > 0
-                else (value.clone() if torch.is_tensor(value) else value)
-                for key, value in template.items()
-            }
+            filled[name] = {key: _placeholder(v, param.shape) for key, v in template.items()}
     return {**state, "state": filled}
+
+
+def _placeholder(value, shape: torch.Size):
+    """Zeros of the parameter's (full) shape for per-element state; scalars (the step) as saved."""
+    if not torch.is_tensor(value):
+        return value
+    return torch.zeros(shape, dtype=value.dtype) if value.dim() else value.clone()

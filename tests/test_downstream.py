@@ -78,8 +78,8 @@ def adni_run(adni, cache, tmp_path_factory):
 
     split_rows = runner.split_rows
 
-    def record_rows(manifest):
-        rows = split_rows(manifest)
+    def record_rows(manifest, target=None):
+        rows = split_rows(manifest, target)
         record_data.test_rows = rows["test"]
         return rows
 
@@ -279,7 +279,9 @@ def test_knn_scores_test_subjects_against_training_neighbours_only(
         return pooled[-1][1]
 
     monkeypatch.setattr(runner, "pooled", record_pooled)
-    monkeypatch.setattr(runner, "split_rows", lambda m: manifests.append(m) or real_rows(m))
+    monkeypatch.setattr(
+        runner, "split_rows", lambda m, t=None: manifests.append(m) or real_rows(m, t)
+    )
     out = tmp_path / "knn"
     roots = ["--set", f"data.source_roots.adni={adni}", "--set", f"data.source_roots.oasis={oasis}"]
     assert main("knn", args("knn", adni, out, cache, "--label-fraction", "1", *roots)) == 0

@@ -131,8 +131,12 @@ def test_subject_tables_use_real_columns(cohort):
     ixi = pd.read_csv(root / "IXI/IXI.csv")
     assert {"IXI_ID", "AGE"} <= set(ixi) and ixi["AGE"].between(20, 90).all()
     upenn = pd.read_csv(root / "UPENN-GBM/UPENN-GBM_clinical_info_v2.1.csv")
-    assert set(upenn["Survival_Status"]) <= {"Deceased", "Lost to Follow-up"}
-    assert (pd.to_numeric(upenn["Survival_from_surgery_days_UPDATED"]) > 0).all()
+    assert set(upenn["Survival_Status"]) <= {"Deceased", "Alive", "Lost to Follow-up"}
+    dead = upenn["Survival_Status"] == "Deceased"
+    # v2.1: the time of the deceased in _UPDATED, of the censored in Survival_Censor
+    assert (pd.to_numeric(upenn.loc[dead, "Survival_from_surgery_days_UPDATED"]) > 0).all()
+    assert (upenn.loc[~dead, "Survival_from_surgery_days_UPDATED"] == "Not Available").all()
+    assert (pd.to_numeric(upenn.loc[~dead, "Survival_Censor"]) > 0).all()
     ucsf = pd.read_csv(root / "UCSF-PDGM/UCSF-PDGM-metadata_v2.csv")
     assert ucsf["ID"].str.fullmatch(r"UCSF-PDGM-\d{3}").all() and "IDH" in ucsf
     atlas = pd.read_csv(root / "ATLAS_2/Training/participants.tsv", sep="\t")

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from braindino.downstream import plots
 from braindino.downstream.families import Family
 from braindino.downstream.options import RunOptions
-from braindino.tasks import SPLITS
+from braindino.tasks import SPLITS, DropLog
 
 
 def _clean(value: Any) -> Any:
@@ -187,6 +187,34 @@ def make_plots(
     return made
 
 
+def data_summary(manifest: pd.DataFrame, out: Path) -> dict[str, Any]:
+    """What the run read: per source its root and subject count, the samples left out per
+    reason; every left-out subject is written to ``out/excluded.csv``."""
+    excluded = pd.DataFrame(manifest.attrs.get("excluded") or [], columns=["subject", "reason"])
+    excluded.to_csv(out / "excluded.csv", index=False)
+    timepoints = manifest["timepoint"].notna().any() if "timepoint" in manifest.columns else False
+    return {
+        "sources": dict(manifest.attrs.get("sources") or {}),
+        "left_out": dict(manifest.attrs.get("dropped") or {}),
+        "patients": int(manifest["patient"].nunique()) if "patient" in manifest.columns else None,
+        "timepoints": bool(timepoints),
+    }
+
+
+def data_lines(data: dict[str, Any]) -> list[str]:
+    """The report's lines on the data read and what was left out."""
+    lines = [
+        f"- data: {name} from `{s['root']}` ({s['subjects']} subjects)"
+        for name, s in data["sources"].items()
+    ]
+    if data["timepoints"]:
+        lines.append(f"- {data['patients']} patients; the scans of one patient share a split")
+    left = DropLog(dict(data["left_out"]))
+    where = " (each in excluded.csv)" if left.counts else ""
+    lines.append(f"- left out: {left.summary()}{where}")
+    return lines
+
+
 def write_report(
     out: Path,
     task: DictConfig,
@@ -211,6 +239,7 @@ def write_report(
     counts = {
         name: int(manifest.loc[manifest["split"] == name, "subject"].nunique()) for name in SPLITS
     }
+    data = data_summary(manifest, out)
     metrics = _clean(
         {
             "task": str(task.name),
@@ -222,6 +251,7 @@ def write_report(
             "label_fractions": sorted({r["fraction"] for r in results}),
             "seeds": sorted({r["seed"] for r in results}),
             "subjects": counts,
+            "data": data,
             "skipped_encoders": dict(skipped or {}),
             "confidence": "95 % percentile bootstrap over test subjects",
             "bootstrap_resamples": options.bootstrap,
@@ -231,6 +261,7 @@ def write_report(
                 "predictions": "predictions.csv",
                 "attention": "attention.csv" if attention is not None else None,
                 "splits": "splits.csv",
+                "excluded": "excluded.csv",
                 "config": "config.yaml",
                 "plots": [str(p.relative_to(out)) for _, p in figures],
             },
@@ -249,6 +280,7 @@ def write_report(
             f"{r['encoder']} (`{r['encoder_spec']}`)"
             for r in {r["encoder"]: r for r in results}.values()
         ),
+        *data_lines(data),
         *[f"- skipped {name}: {why}" for name, why in (skipped or {}).items()],
         "- metrics on the test split with 95 % bootstrap intervals "
         f"({options.bootstrap} resamples)",
@@ -267,7 +299,7 @@ def write_report(
     for caption, path in figures:
         lines += [f"### {caption}", "", f"![{caption}]({path.relative_to(out).as_posix()})", ""]
     lines += [
-        "Files: metrics.json, predictions.csv, splits.csv, config.yaml"
+        "Files: metrics.json, predictions.csv, splits.csv, excluded.csv, config.yaml"
         + (", attention.csv" if attention is not None else ""),
         "",
     ]

@@ -79,17 +79,43 @@ def manifest_features(
     return SampleFeatures(features, positions)
 
 
-def split_rows(manifest: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Row indices of each split (the manifest's ``split`` column)."""
+def split_rows(manifest: pd.DataFrame, target: str | None = None) -> dict[str, np.ndarray]:
+    """Row indices of each split (the manifest's ``split`` column).
+
+    Raises DataError when a split cannot support the run: train, val (model selection) or test
+    empty; with ``target`` given, a class missing from train or test (macro-AUC and balanced
+    accuracy need every class), a regression test split of fewer than 2 subjects, or survival
+    train/test splits without an event.
+    """
     rows = {name: np.flatnonzero(manifest["split"].to_numpy() == name) for name in SPLITS}
-    for name in ("train", "test"):
+    for name in SPLITS:
         if rows[name].size == 0:
-            raise DataError(
-                f"the {name} split is empty",
-                path="splits",
-                fix="use more subjects or change split.fractions",
-            )
+            raise _split_error(f"the {name} split is empty", manifest)
+    for name in ("train", "test"):
+        part = manifest.iloc[rows[name]]
+        if target == "class":
+            classes = list(manifest.attrs.get("classes") or sorted(manifest["label"].unique()))
+            absent = [c for c in classes if c not in set(part["label"])]
+            if absent:
+                raise _split_error(
+                    f"the {name} split has no subject of class {', '.join(map(str, absent))} "
+                    f"({part['subject'].nunique()} subjects); its metrics would be undefined",
+                    manifest,
+                )
+        if target == "regression" and name == "test" and part["subject"].nunique() < 2:
+            raise _split_error("the test split has fewer than 2 subjects", manifest)
+        if target == "survival" and not part["event"].astype(bool).any():
+            raise _split_error(f"the {name} split has no event (all censored)", manifest)
     return rows
+
+
+def _split_error(message: str, manifest: pd.DataFrame) -> DataError:
+    total = manifest["subject"].nunique()
+    return DataError(
+        f"{message}; {total} subjects in all",
+        path="splits.csv",
+        fix="use more subjects, or change split.fractions / split.seed (--set split.seed=1)",
+    )
 
 
 def head_data(samples: SampleFeatures, rows: np.ndarray, targets: torch.Tensor) -> HeadData:

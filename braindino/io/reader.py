@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from braindino.errors import VolumeError
+from braindino.io.analyze import analyze_affine, convention_for, unknown_orientation
 from braindino.io.orientation import axcodes, to_canonical
 from braindino.io.volume import Volume
 
@@ -36,7 +37,7 @@ def is_volume_path(path: str | Path) -> bool:
     return suffix_of(path) in NIBABEL_SUFFIXES + SITK_SUFFIXES
 
 
-def _read_nibabel(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_nibabel(path: Path, orientation: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     import nibabel as nib
 
     try:
@@ -48,6 +49,11 @@ def _read_nibabel(path: Path) -> tuple[np.ndarray, np.ndarray]:
             path=path,
             fix="check the file is a complete NIfTI/MGZ (re-download or re-export it)",
         ) from exc
+    if isinstance(img, nib.AnalyzeImage) and not isinstance(img, nib.Nifti1Pair):
+        codes = orientation or convention_for(path)  # plain Analyze: no orientation stored
+        if codes is None:
+            raise unknown_orientation(path)
+        return data, analyze_affine(codes, img.header.get_zooms()[:3], path)
     return data, np.asarray(img.affine, dtype=np.float64)
 
 
@@ -198,13 +204,20 @@ def check_voxels(data: np.ndarray, path: str | Path | None) -> None:
         )
 
 
-def read_volume(path: str | Path, volume_index: int | None = None, check: bool = True) -> Volume:
+def read_volume(
+    path: str | Path,
+    volume_index: int | None = None,
+    check: bool = True,
+    orientation: str | None = None,
+) -> Volume:
     """Read a 3D image into a canonical RAS+ float32 :class:`Volume`.
 
-    ``path``: a NIfTI-1/2 (``.nii``, ``.nii.gz``), MGZ, NRRD, MHA/MHD file or a folder holding one
-    DICOM series. ``volume_index`` picks one volume of a 4D image (required for 4D input).
-    ``check`` rejects NaN/Inf voxels and empty/constant volumes. Any problem raises
-    :class:`~braindino.errors.VolumeError` naming the file and the fix.
+    ``path``: a NIfTI-1/2 (``.nii``, ``.nii.gz``), MGZ, Analyze 7.5 (``.hdr``/``.img``), NRRD,
+    MHA/MHD file or a folder holding one DICOM series. ``volume_index`` picks one volume of a 4D
+    image (required for 4D input). ``check`` rejects NaN/Inf voxels and empty/constant volumes.
+    ``orientation``: the voxel axes' directions of an Analyze file (``"ASL"``), which stores
+    none; known datasets' conventions (OASIS-1) apply without it (``braindino.io.analyze``).
+    Any problem raises :class:`~braindino.errors.VolumeError` naming the file and the fix.
     """
     path = Path(path)
     if not path.exists():
@@ -214,7 +227,7 @@ def read_volume(path: str | Path, volume_index: int | None = None, check: bool =
     elif suffix_of(path) in SITK_SUFFIXES:
         data, affine = _read_sitk(path)
     elif suffix_of(path) in NIBABEL_SUFFIXES:
-        data, affine = _read_nibabel(path)
+        data, affine = _read_nibabel(path, orientation)
     else:
         raise VolumeError(
             f"unsupported file type '{suffix_of(path) or path.name}'",

@@ -46,6 +46,7 @@ class AdniLayout(Layout):
                 "PTID": subject,
                 "VISCODE": "bl",
                 "EXAMDATE": f"{when:%Y-%m-%d}",
+                "IMAGEUID": 40000 + 13 * index,  # the baseline scan: ..._I<IMAGEUID>.nii.gz
                 "DX_bl": {"CN": "CN", "MCI": "LMCI", "AD": "AD"}[dx],
                 "DX": {"CN": "CN", "MCI": "MCI", "AD": "Dementia"}[dx],
                 "AGE": round(truth["age"], 1),

@@ -82,13 +82,16 @@ class UpennLayout(Layout):
     def rows(self, index: int, subject: str, truth: dict) -> dict[str, dict]:
         died = bool(truth["event"])
         days = int(truth["observed_days"])
+        censored = ("Alive", "Lost to Follow-up")[index % 2]
         return {
             self.table: {
                 "ID": subject,
                 "Gender": truth["sex"],
                 "Age_at_scan_years": round(truth["age"], 2),
-                "Survival_from_surgery_days_UPDATED": days,
-                "Survival_Status": "Deceased" if died else "Lost to Follow-up",
+                # as in v2.1: a time here only for the deceased; the censored patients'
+                # follow-up time is in Survival_Censor
+                "Survival_from_surgery_days_UPDATED": days if died else "Not Available",
+                "Survival_Status": "Deceased" if died else censored,
                 "Survival_Censor": "Not Available" if died else days,
                 "IDH1": "Mutated" if truth["glioma_idh_mutant"] else "Wildtype",
                 "MGMT": "Not Available",

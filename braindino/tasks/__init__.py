@@ -7,6 +7,7 @@ samples read from the dataset's native layout (or the synthetic cohort when no r
 ``segmentation_manifest`` -> a segmentation task's cases (images + label map).
 """
 
+from braindino.tasks.droplog import DropLog
 from braindino.tasks.fractions import label_fraction_subjects
 from braindino.tasks.images import subject_key
 from braindino.tasks.labels import normalise_value
@@ -26,6 +27,7 @@ from braindino.tasks.synthetic import cache_dir, default_cohort_dir, ensure_coho
 
 __all__ = [
     "SPLITS",
+    "DropLog",
     "available_tasks",
     "cache_dir",
     "data_root",

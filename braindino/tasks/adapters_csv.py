@@ -1,9 +1,10 @@
 """The generic CSV manifest adapter.
 
-Columns: ``subject, image[, image2 ...], target[, time, event][, split]``. Image paths may be
-absolute or relative to the CSV's folder. The column names above come first; failing them, the
-task's ``data.subject_column`` / ``label_column`` / ``time_column`` / ``event_column`` are tried.
-A class task without ``labels.classes`` takes the sorted distinct labels as its classes.
+Columns: ``subject, image[, image2 ...], target[, time, event][, split][, patient, timepoint]``
+(``patient``: rows of several subjects that are scans of one person, kept in one split). Image
+paths may be absolute or relative to the CSV's folder. The column names above come first; failing
+them, the task's ``data.subject_column`` / ``label_column`` / ``time_column`` / ``event_column``
+are tried. A class task without ``labels.classes`` takes the sorted distinct labels as its classes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from braindino.errors import DataError
+from braindino.tasks.droplog import DropLog
 from braindino.tasks.labels import (
     LabelRules,
     event_flag,
@@ -63,7 +65,7 @@ def _split_value(value: str, subject: str, path: Path) -> str | None:
     return name
 
 
-def csv_manifest(task: DictConfig, root: Path) -> tuple[list[dict], dict[str, int]]:
+def csv_manifest(task: DictConfig, root: Path) -> tuple[list[dict], DropLog]:
     """Samples of a generic CSV manifest (``root`` is the CSV file or its folder)."""
     data = task.data
     path = root if root.is_file() else find_table(root, as_list(data.table) or ["manifest.csv"])
@@ -89,21 +91,21 @@ def csv_manifest(task: DictConfig, root: Path) -> tuple[list[dict], dict[str, in
     if kind == "class" and not rules.classes:
         values = frame[label_col][~frame[label_col].map(rules.is_missing)]
         rules.classes = sorted(set(values))
-    rows, dropped, unknown, missing_files = [], {}, [], []
+    rows, log, unknown, missing_files = [], DropLog(), [], []
     base = path.parent
     for _, rec in frame.iterrows():
         subject = rec[subject_col]
         fields: dict = {"label": None, "target": math.nan, "time": None, "event": None}
         if kind == "survival":
             if rules.is_missing(rec[time_col]):
-                dropped["no_label"] = dropped.get("no_label", 0) + 1
+                log.drop("no_label", subject)
                 continue
             fields["time"] = parse_number(rec[time_col], time_col, str(path), subject)
             fields["event"] = event_flag(rec[event_col], data.event_values)
         else:
             raw = rec[label_col]
             if rules.is_missing(raw):
-                dropped["no_label"] = dropped.get("no_label", 0) + 1
+                log.drop("no_label", subject)
                 continue
             if kind == "regression":
                 value = parse_number(raw, label_col, str(path), subject)
@@ -114,6 +116,9 @@ def csv_manifest(task: DictConfig, root: Path) -> tuple[list[dict], dict[str, in
                 if label is None:
                     unknown.append(raw)
                     continue
+                if label not in rules.classes:
+                    log.drop("class_not_in_task", subject)
+                    continue
                 fields["label"], fields["target"] = label, float(rules.classes.index(label))
         files = [_image_path(rec[col], base) for col in images if rec[col]]
         missing_files += [str(f) for f in files if not f.exists()]
@@ -122,6 +127,9 @@ def csv_manifest(task: DictConfig, root: Path) -> tuple[list[dict], dict[str, in
         row.update(fields)
         if split_col is not None:
             row["split"] = _split_value(rec[split_col], subject, path)
+        for extra in ("patient", "timepoint"):  # several scans of one patient (kept together)
+            if extra in frame.columns and rec[extra]:
+                row[extra] = rec[extra]
         rows.append(row)
     if unknown:
         raise unknown_labels_error(unknown, str(label_col), str(path), rules)
@@ -133,4 +141,4 @@ def csv_manifest(task: DictConfig, root: Path) -> tuple[list[dict], dict[str, in
         )
     if not rows:
         raise DataError("the manifest has no labelled rows", path=path, fix="add rows")
-    return rows, dropped
+    return rows, log

@@ -8,7 +8,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from braindino.errors import ConfigError, DataError
-from braindino.tasks.images import list_files, match_images, subject_key
+from braindino.tasks.droplog import DropLog
+from braindino.tasks.images import choose_scan, list_files, match_images, subject_key
 from braindino.tasks.labels import LabelRules
 from braindino.tasks.registry import as_list
 from braindino.tasks.tables import find_table, pick_column, read_table
@@ -47,45 +48,86 @@ def _no_samples(root: Path, task: DictConfig, detail: str) -> DataError:
     )
 
 
-def table_manifest(task: DictConfig, root: Path) -> tuple[list[dict], dict[str, int]]:
-    """Samples of a dataset whose labels sit in a subject table and images in its native tree."""
+TARGET_FIELDS = ("label", "target", "time", "event", "value")
+
+
+def _same_target(rows: list[tuple[str, dict, dict]]) -> bool:
+    first = rows[0][1]
+    return all(all(f[k] == first[k] for k in TARGET_FIELDS) for _, f, _ in rows[1:])
+
+
+def _by_subject(targets: Targets, prefix: str, duplicates: str) -> dict[str, list]:
+    """The table rows grouped by subject key; several rows with different targets are excluded
+    (``conflicting_duplicate``) unless ``duplicates`` is ``first``; same targets count once."""
+    groups: dict[str, list] = {}
+    for row in targets.rows:
+        groups.setdefault(subject_key(prefix + row[0]), []).append(row)
+    for key, rows in list(groups.items()):
+        if len(rows) < 2:
+            continue
+        if _same_target(rows):
+            continue  # one subject's several visits or images, one label: its rows are hints
+        if duplicates == "first":
+            targets.log.drop("conflicting_duplicate_kept_first", rows[0][0], len(rows) - 1)
+            groups[key] = rows[:1]
+        else:
+            targets.log.drop("conflicting_duplicate", rows[0][0], len(rows))
+            del groups[key]
+    return groups
+
+
+def table_manifest(task: DictConfig, root: Path) -> tuple[list[dict], DropLog]:
+    """Samples of a dataset whose labels sit in a subject table and images in its native tree.
+
+    Each subject's image is the scan its table rows name (``choose_scan``: image id, exam date,
+    preferred series), so a label is never paired with another visit's image.
+    """
     data = task.data
     rules = LabelRules.from_config(task)
-    table = find_table(root, as_list(data.table))
-    frame = read_table(table)
-    subject_col = pick_column(frame, as_list(data.subject_column), table, "data.subject_column")
-    frame = apply_filter(frame, data.filter)
-    targets: Targets = table_targets(task, rules, frame, table, subject_col)
-    in_table = {subject_key(str(data.subject_prefix) + s) for s in frame[subject_col] if s}
+    subject_names = as_list(data.subject_column)
+    try:
+        table = find_table(root, as_list(data.table), subject_names)
+        frame = read_table(table)
+        subject_col = pick_column(frame, subject_names, table, "data.subject_column")
+        frame = apply_filter(frame, data.filter)
+        targets: Targets = table_targets(task, rules, frame, table, subject_col)
+    except DataError as exc:
+        if not data.table_note or "found" not in exc.problem:
+            raise
+        raise DataError(f"{exc.problem} ({data.table_note})", exc.path, exc.fix) from exc
+    prefix = str(data.subject_prefix)
+    in_table = {subject_key(prefix + s) for s in frame[subject_col] if s}
     roles = _roles(task)
     found = match_images(list_files(root), {r: data.images[r] for r in roles})
-    rows, seen = [], set()
-    for raw_subject, fields in targets.rows:
-        key = subject_key(str(data.subject_prefix) + raw_subject)
-        if key in seen:
-            targets.drop("duplicate_row")
-            continue
+    series = as_list(data.series)
+    rows = []
+    for key, group in _by_subject(targets, prefix, str(data.duplicates)).items():
+        raw_subject, fields, _ = group[0]
         per_role = [found[role].get(key) for role in roles]
         if any(entry is None for entry in per_role):
-            targets.drop("no_image")
+            targets.log.drop("no_image", raw_subject)
             continue
-        seen.add(key)
-        subject = per_role[0][0]
+        hints = [h for _, _, h in group]
         if data.scans == "all":
-            for path in per_role[0][1]:
-                rows.append(_sample(subject, task.name, [root / path], fields))
+            chosen = [[p] for p in per_role[0].paths]
         else:
-            rows.append(_sample(subject, task.name, [root / e[1][0] for e in per_role], fields))
-    image_only = set(found[roles[0]]) - in_table
-    if image_only:
-        targets.dropped["image_without_table_row"] = len(image_only)
+            tolerance = int(data.date_tolerance_days)
+            picks = [choose_scan(entry, hints, series, tolerance)[0] for entry in per_role]
+            if any(p is None for p in picks):
+                targets.log.drop("no_image_of_labelled_visit", raw_subject)
+                continue
+            chosen = [picks]
+        subject = per_role[0].subject
+        rows += [_sample(subject, task.name, [root / p for p in paths], fields) for paths in chosen]
+    for key in sorted(set(found[roles[0]]) - in_table):
+        targets.log.drop("image_without_table_row", found[roles[0]][key].subject)
     if not rows:
         detail = f"{len(targets.rows)} labelled rows in {table.name}, none with all images"
         raise _no_samples(root, task, detail)
-    return rows, targets.dropped
+    return rows, targets.log
 
 
-def folders_manifest(task: DictConfig, root: Path) -> tuple[list[dict], dict[str, int]]:
+def folders_manifest(task: DictConfig, root: Path) -> tuple[list[dict], DropLog]:
     """Samples of image-only case folders; with ``per_role_samples`` each image is one sample
     whose class is its role (sequence identification), else one unlabelled sample per case."""
     data = task.data
@@ -93,12 +135,12 @@ def folders_manifest(task: DictConfig, root: Path) -> tuple[list[dict], dict[str
     roles = _roles(task)
     found = match_images(list_files(root), {r: data.images[r] for r in roles})
     keys = sorted(set().union(*(found[r].keys() for r in roles)))
-    rows, dropped = [], {}
+    rows, log = [], DropLog()
     for key in keys:
         entries = {role: found[role][key] for role in roles if key in found[role]}
-        subject = next(iter(entries.values()))[0]
+        subject = next(iter(entries.values())).subject
         if data.per_role_samples:
-            for role, (_, paths) in entries.items():
+            for role, entry in entries.items():
                 label = rules.class_of(role)
                 if label is None:
                     raise ConfigError(
@@ -106,15 +148,15 @@ def folders_manifest(task: DictConfig, root: Path) -> tuple[list[dict], dict[str
                         path=f"task {task.name}",
                         fix="name the roles after the classes or map them with labels.map",
                     )
-                chosen = paths if data.scans == "all" else paths[:1]
+                chosen = entry.paths if data.scans == "all" else entry.paths[:1]
                 for path in chosen:
                     fields = {"label": label, "target": float(rules.classes.index(label))}
                     rows.append(_sample(subject, task.name, [root / path], fields))
         elif len(entries) == len(roles):
-            images = [root / entries[role][1][0] for role in roles]
+            images = [root / entries[role].paths[0] for role in roles]
             rows.append(_sample(subject, task.name, images, {"label": None}))
         else:
-            dropped["missing_role"] = dropped.get("missing_role", 0) + 1
+            log.drop("missing_role", subject)
     if not rows:
         raise _no_samples(root, task, "no file matched")
-    return rows, dropped
+    return rows, log

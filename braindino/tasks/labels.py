@@ -62,14 +62,9 @@ class LabelRules:
         """Build the rules from a merged task config."""
         labels = cfg.labels
         classes = as_list(labels.classes)
+        # a map value outside labels.classes is allowed: those rows are left out and reported
+        # (class_not_in_task), so --set labels.classes=[CN,AD] makes ADNI a two-class task
         mapping = {normalise_value(k): str(v) for k, v in labels.map.items()}
-        for key, name in labels.map.items():
-            if classes and str(name) not in classes:
-                raise ConfigError(
-                    f"labels.map sends '{key}' to '{name}', which is not in labels.classes",
-                    path=f"task {cfg.name}",
-                    fix=f"map to one of: {', '.join(classes)}",
-                )
         patterns = []
         for item in labels.patterns:
             items = list(item)
@@ -96,7 +91,8 @@ class LabelRules:
         return normalise_value(value) in self.missing
 
     def class_of(self, value: str) -> str | None:
-        """The class name of a raw value (None when no rule knows it)."""
+        """The class name of a raw value (None when no rule knows it; a name not in
+        ``classes`` when the map sends it to a class the task leaves out)."""
         key = normalise_value(value)
         if key in self.mapping:
             return self.mapping[key]

@@ -4,9 +4,11 @@ A manifest is a pandas DataFrame with one row per sample: ``subject``, ``dataset
 (``image2`` ... for multi-image samples, absolute paths), ``label`` (class name; class tasks),
 ``target`` (class index, or the regression value after ``labels.transform`` such as log1p),
 ``value`` (regression: the untransformed value, in the table's units), ``time``/``event``
-(survival) and, when the data gave one, ``split``. ``frame.attrs`` records the task, its target
-type, the class names and how many rows were dropped and why (no label, no image, duplicate row,
-censored before a threshold ...).
+(survival), ``patient`` and ``timepoint`` (several scans of one person: see ``timepoints``) and,
+when the data gave one, ``split``. ``frame.attrs`` records the task, its target type, the class
+names, the data read (``sources``: root and subject count per dataset), how many rows were left
+out and why (``dropped``: no label, no image, conflicting duplicate, censored before a threshold,
+follow-up timepoint ...) and each of them (``excluded``: ``{subject, reason}``).
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from omegaconf import DictConfig
 from braindino.errors import DataError
 from braindino.tasks.adapters_csv import csv_manifest
 from braindino.tasks.adapters_native import folders_manifest, table_manifest
+from braindino.tasks.droplog import DropLog
 from braindino.tasks.labels import LabelRules
 from braindino.tasks.registry import as_list, load_task
 from braindino.tasks.synthetic import synthetic_root
+from braindino.tasks.timepoints import assign_patients
 
 ADAPTERS = {"table": table_manifest, "folders": folders_manifest, "csv": csv_manifest}
 FIRST_COLUMNS = ["subject", "dataset", "image"]
-LAST_COLUMNS = ["label", "target", "value", "time", "event", "split"]
+LAST_COLUMNS = ["label", "target", "value", "time", "event", "patient", "timepoint", "split"]
 
 
 def data_root(task: DictConfig, root: str | Path | None = None, cohort: Path | None = None) -> Path:
@@ -48,10 +52,12 @@ def data_root(task: DictConfig, root: str | Path | None = None, cohort: Path | N
     return path.resolve()
 
 
-def _frame(rows: list[dict], task: DictConfig, classes: list[str], dropped: dict) -> pd.DataFrame:
+def _frame(
+    rows: list[dict], task: DictConfig, classes: list[str], log: DropLog, sources: dict
+) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     images = sorted((c for c in frame.columns if c.startswith("image")), key=lambda c: (len(c), c))
-    for col in ("label", "target", "time", "event"):
+    for col in ("label", "target", "time", "event", "patient", "timepoint"):
         if col not in frame.columns:
             frame[col] = None
     ordered = (
@@ -70,18 +76,33 @@ def _frame(rows: list[dict], task: DictConfig, classes: list[str], dropped: dict
     if task.target == "survival":
         frame["event"] = frame["event"].astype(int)
     frame.attrs.update(
-        {"task": task.name, "target": task.target, "classes": classes, "dropped": dropped}
+        {
+            "task": task.name,
+            "target": task.target,
+            "classes": classes,
+            "sources": sources,
+            "dropped": dict(log.counts),
+            "excluded": list(log.excluded),
+        }
     )
     return frame
 
 
-def _union_manifest(task: DictConfig, cohort: Path | None) -> pd.DataFrame:
+def _source_root(root: Path | None, source: str, task: DictConfig) -> Path | str | None:
+    """Where a union task's source reads: ``data.source_roots``, else ``root/<source>`` when that
+    folder exists, else ``root`` itself (one folder holding every source), else synthetic."""
+    configured = task.data.source_roots.get(source)
+    if configured is not None or root is None:
+        return configured
+    return root / source if (root / source).is_dir() else root
+
+
+def _union_manifest(task: DictConfig, root: Path | None, cohort: Path | None) -> pd.DataFrame:
     rules = LabelRules.from_config(task)
-    parts, dropped = [], {}
+    parts, log, sources = [], DropLog(), {}
     for source in as_list(task.data.sources):
         source_task = load_task(source)
-        root = task.data.source_roots.get(source)
-        part = load_manifest(source_task, root, cohort=cohort).copy()
+        part = load_manifest(source_task, _source_root(root, source, task), cohort=cohort).copy()
         labels = [rules.class_of(str(v)) for v in part["label"]]
         bad = [str(v) for v, new in zip(part["label"], labels) if new is None]
         if bad:
@@ -92,12 +113,14 @@ def _union_manifest(task: DictConfig, cohort: Path | None) -> pd.DataFrame:
             )
         part["label"] = labels
         part["target"] = [float(rules.classes.index(lab)) for lab in labels]
-        part["subject"] = [f"{source}/{s}" for s in part["subject"]]
+        for column in ("subject", "patient"):
+            part[column] = [f"{source}/{s}" for s in part[column]]
         part["dataset"] = source
         parts.append(part)
-        dropped.update({f"{source}.{k}": v for k, v in part.attrs.get("dropped", {}).items()})
+        sources.update(part.attrs["sources"])
+        log.merge(DropLog(part.attrs["dropped"], part.attrs["excluded"]), f"{source}.")
     rows = pd.concat(parts, ignore_index=True).to_dict("records")
-    return _frame(rows, task, rules.classes, dropped)
+    return _frame(rows, task, rules.classes, log, sources)
 
 
 def load_manifest(
@@ -109,7 +132,8 @@ def load_manifest(
         task: task name or merged task config.
         root: the dataset folder, or a generic CSV manifest file (read by the csv adapter
             whatever the task's own adapter); default ``data.root``, else the task's synthetic
-            stand-in.
+            stand-in. A union task (``knn``) reads each source from ``data.source_roots``, else
+            ``root/<source>`` when that folder exists, else ``root``.
         cohort: the synthetic cohort folder to use (default: the cache folder's).
 
     Raises:
@@ -119,11 +143,20 @@ def load_manifest(
         task = load_task(task)
     cohort_path = Path(cohort) if cohort is not None else None
     if task.data.adapter == "union":
-        return _union_manifest(task, cohort_path)
+        chosen = root if root is not None else task.data.root
+        union_root = None if chosen is None else data_root(task, chosen)
+        return _union_manifest(task, union_root, cohort_path)
     path = data_root(task, root, cohort_path)
     adapter = "csv" if path.is_file() else task.data.adapter  # a CSV file: a generic manifest
-    rows, dropped = ADAPTERS[adapter](task, path)
+    rows, log = ADAPTERS[adapter](task, path)
     classes = as_list(task.labels.classes)
     if task.target == "class" and not classes:
         classes = sorted({r["label"] for r in rows})
-    return _frame(rows, task, classes, dropped)
+    frame = _frame(rows, task, classes, log, {})
+    frame = assign_patients(frame, task, log)
+    subjects = int(frame["subject"].nunique())
+    sources = {str(task.name): {"root": str(path), "subjects": subjects}}
+    frame.attrs.update(
+        {"sources": sources, "dropped": dict(log.counts), "excluded": list(log.excluded)}
+    )
+    return frame

@@ -17,6 +17,8 @@ DEFAULTS = TASK_DIR / "default.yaml"
 TARGETS = ("class", "regression", "survival", "segmentation")
 ADAPTERS = ("table", "folders", "csv", "union")
 SCANS = ("first", "all")
+DUPLICATES = ("exclude", "first")
+TIMEPOINTS = ("baseline", "all")
 TRANSFORMS = (None, "log1p")
 
 
@@ -116,6 +118,19 @@ def validate_task(cfg: DictConfig) -> None:
             f"data.scans '{data.scans}' is not one of {', '.join(SCANS)}",
             path=where,
             fix="set data.scans: first",
+        )
+    for key, allowed in (("duplicates", DUPLICATES), ("timepoint", TIMEPOINTS)):
+        if str(data[key]) not in allowed:
+            raise ConfigError(
+                f"data.{key} '{data[key]}' is not one of {', '.join(allowed)}",
+                path=where,
+                fix=f"set data.{key}: {allowed[0]}",
+            )
+    if data.event_if_no_column not in (None, 0, 1):
+        raise ConfigError(
+            f"data.event_if_no_column is {data.event_if_no_column!r}",
+            path=where,
+            fix="use 0 (censored), 1 (event) or null",
         )
     if cfg.labels.transform not in TRANSFORMS:
         raise ConfigError(

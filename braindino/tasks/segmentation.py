@@ -19,7 +19,8 @@ from braindino.tasks.registry import as_list, load_task
 def segmentation_manifest(
     task: str | DictConfig, root: str | Path | None = None, cohort: str | Path | None = None
 ) -> pd.DataFrame:
-    """One row per case: ``subject``, ``dataset``, ``image`` ... (the modalities), ``mask``.
+    """One row per case: ``subject``, ``dataset``, ``image`` ... (the modalities), ``mask``,
+    ``patient`` and ``timepoint`` (a patient's timepoints share a split).
 
     ``label`` is set to ``"case"`` so subject-level splits have one stratum. Raises ConfigError
     for a task that is not a segmentation task, DataError (from the adapter) when no case has
@@ -38,7 +39,7 @@ def segmentation_manifest(
     mask_column = f"image{roles.index(str(task.segmentation.mask_input)) + 1}"  # never the first
     frame = frame.rename(columns={mask_column: "mask"})
     images = [c for c in frame.columns if c.startswith("image")]
-    out = frame[["subject", "dataset", *images, "mask"]].copy()
+    out = frame[["subject", "dataset", *images, "mask", "patient", "timepoint"]].copy()
     out["label"] = "case"
     if "split" in frame.columns:
         out["split"] = frame["split"]

@@ -1,10 +1,12 @@
 """Subject-level stratified train/val/test splits, fixed by a seed and saved to disk.
 
-Every sample of a subject lands in the same split. Subjects are stratified by their class (class
-tasks), a quantile bin of their target (regression) or their event flag (survival). Within each
-stratum the subjects (sorted by id, then shuffled by the seed) are cut by the fractions, so the
-same manifest and seed always give the same splits. A ``split`` column in the manifest (e.g. an
-official test set) is kept; splits it lacks are carved out of its training subjects.
+Every sample of a subject lands in the same split, and so does every subject of one patient (a
+manifest's ``patient`` column: follow-up scans of one person). Subjects are stratified by their
+class (class tasks), a quantile bin of their target (regression) or their event flag (survival).
+Within each stratum the subjects (sorted by id, then shuffled by the seed) are cut by the
+fractions, so the same manifest and seed always give the same splits. A ``split`` column in the
+manifest (e.g. an official test set) is kept; splits it lacks are carved out of its training
+subjects.
 """
 
 from __future__ import annotations
@@ -99,8 +101,9 @@ def make_splits(
     ``fractions``: train/val/test shares. A manifest ``split`` column is respected; the splits it
     does not name (often val) are taken from its training subjects in proportion.
     """
-    strata = subject_strata(manifest, target, bins)
-    user = _user_splits(manifest)
+    units = _patient_units(manifest)
+    strata = subject_strata(units, target, bins)
+    user = _user_splits(units)
     if user is None:
         assigned = _assign(strata, fractions, seed)
     else:
@@ -117,10 +120,25 @@ def make_splits(
             keep = [fractions[0]] + [fractions[i] if i in absent else 0.0 for i in (1, 2)]
             share = [f / sum(keep) for f in keep]
             assigned.update(_assign(strata.loc[sorted(train)], share, seed))
+    patient_of = dict(zip(manifest["subject"].astype(str), units["subject"].astype(str)))
+    subjects = sorted(patient_of)
     frame = pd.DataFrame(
-        {"subject": strata.index, "split": [assigned[s] for s in strata.index], "stratum": strata}
-    ).reset_index(drop=True)
+        {
+            "subject": subjects,
+            "split": [assigned[patient_of[s]] for s in subjects],
+            "stratum": [strata[patient_of[s]] for s in subjects],
+        }
+    )
     return frame
+
+
+def _patient_units(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The manifest with ``subject`` replaced by its ``patient`` where it has one, so the units
+    split are patients (all of one person's scans in one split)."""
+    if "patient" not in manifest.columns:
+        return manifest
+    patients = manifest["patient"].where(manifest["patient"].notna(), manifest["subject"])
+    return manifest.assign(subject=patients.astype(str))
 
 
 def save_splits(splits: pd.DataFrame, path: str | Path, info: dict | None = None) -> Path:

@@ -70,7 +70,11 @@ def ensure_cohort(
     if tmp.exists():
         shutil.rmtree(tmp)
     options = {"baseline": False, **generate_options}
-    generate_cohort(tmp, subjects=subjects, seed=seed, **options)
+    try:
+        generate_cohort(tmp, subjects=subjects, seed=seed, **options)
+    except BaseException:  # a full disk, a kill: do not leave a half cohort filling the disk
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if cohort.exists():
         cohort.rmdir()  # empty (checked above)
     try:

@@ -9,16 +9,36 @@ import pandas as pd
 
 from braindino.errors import DataError
 
+#: Words in a file name that mark a release's data dictionary, not its subject table
+#: (UCSF-PDGM ships ``UCSF-PDGM-metadata_glossary.csv`` beside ``UCSF-PDGM-metadata_v5.csv``).
+NOT_A_TABLE = ("glossary", "dictionary", "readme", "codebook")
 
-def find_table(root: Path, candidates: Sequence[str]) -> Path:
-    """The first of ``candidates`` (paths relative to ``root``, globs allowed) that exists."""
+
+def table_files(root: Path, candidates: Sequence[str]) -> list[Path]:
+    """Every file matching ``candidates`` (paths relative to ``root``, globs allowed) in the
+    candidates' order (a glob's matches sorted by name); data dictionaries (``*glossary*`` ...)
+    are left out."""
+    out: list[Path] = []
     for name in candidates:
         if any(ch in name for ch in "*?["):
             found = sorted(p for p in root.glob(name) if p.is_file())
-            if found:
-                return found[0]
-        elif (root / name).is_file():
-            return root / name
+        else:
+            found = [root / name] if (root / name).is_file() else []
+        for path in found:
+            if path not in out and not any(w in path.name.lower() for w in NOT_A_TABLE):
+                out.append(path)
+    return out
+
+
+def find_table(root: Path, candidates: Sequence[str], columns: Sequence[str] = ()) -> Path:
+    """The first of ``candidates`` (paths relative to ``root``, globs allowed) that exists and,
+    when ``columns`` are given, has one of them (so a release's other CSVs are passed over)."""
+    found = table_files(root, candidates)
+    for path in found:
+        if not columns or has_column(path, columns):
+            return path
+    if found:
+        return found[0]  # reading it names the missing column
     listed = ", ".join(candidates) or "(none configured)"
     raise DataError(
         f"no subject table found (looked for {listed})",
@@ -27,15 +47,17 @@ def find_table(root: Path, candidates: Sequence[str]) -> Path:
     )
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV/TSV/Excel table with every cell as stripped text (nothing parsed or dropped)."""
+def read_table(path: Path, header_only: bool = False) -> pd.DataFrame:
+    """A CSV/TSV/Excel table with every cell as stripped text (nothing parsed or dropped);
+    ``header_only`` reads just the column names."""
     suffix = path.suffix.lower()
+    rows = 0 if header_only else None
     try:
         if suffix in (".xls", ".xlsx"):
-            frame = pd.read_excel(path, dtype=str)
+            frame = pd.read_excel(path, dtype=str, nrows=rows)
         else:
             sep = "\t" if suffix == ".tsv" else ","
-            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, nrows=rows)
     except ImportError as exc:
         raise DataError(
             f"reading {suffix} needs an extra package ({exc})",
@@ -49,6 +71,16 @@ def read_table(path: Path) -> pd.DataFrame:
         ) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame.fillna("").astype(str).apply(lambda col: col.str.strip())
+
+
+def has_column(path: Path, names: Sequence[str]) -> bool:
+    """Whether the table at ``path`` has one of ``names`` (case-insensitive); unreadable: False."""
+    try:
+        header = read_table(path, header_only=True).columns
+    except DataError:
+        return False
+    lowered = {c.lower() for c in header}
+    return any(n.lower() in lowered for n in names)
 
 
 def pick_column(frame: pd.DataFrame, candidates: Sequence[str], path: Path | str, key: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
+from braindino.tasks.droplog import DropLog
 from braindino.tasks.labels import (
     LabelRules,
     event_flag,
@@ -23,14 +24,14 @@ from braindino.tasks.tables import pick_column
 
 @dataclass
 class Targets:
-    """Row targets in table order: ``(subject id, fields)``, plus why rows were dropped."""
+    """Row targets in table order: ``(subject id, fields, hints)``, plus why rows were dropped.
 
-    rows: list[tuple[str, dict]] = field(default_factory=list)
-    dropped: dict[str, int] = field(default_factory=dict)
+    ``hints`` are what a row says about its image (``image_id``, ``date``) for the adapter to
+    pick the labelled scan; ``log`` records every row left out and why.
+    """
 
-    def drop(self, reason: str) -> None:
-        """Count one dropped row."""
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+    rows: list[tuple[str, dict, dict]] = field(default_factory=list)
+    log: DropLog = field(default_factory=DropLog)
 
 
 def apply_filter(frame: pd.DataFrame, filters: DictConfig) -> pd.DataFrame:
@@ -47,58 +48,127 @@ def _fields(label: str | None, target: float, time=None, event=None, value=None)
     return {"label": label, "target": target, "time": time, "event": event, "value": value}
 
 
+def optional_column(frame: pd.DataFrame, candidates: list[str]) -> str | None:
+    """The first of ``candidates`` the table has (case-insensitive), or None."""
+    lowered = {c.lower(): c for c in frame.columns}
+    return next((lowered[c.lower()] for c in candidates if c.lower() in lowered), None)
+
+
+@dataclass
+class _Columns:
+    """The columns one table's targets are read from (None: not used or not in the table)."""
+
+    label: str | None = None
+    time: str | None = None
+    censor_time: str | None = None
+    event: str | None = None
+    image_id: str | None = None
+    date: str | None = None
+    censoring: bool = False  # rows may be censored (an event column, or event_if_no_column)
+
+
+def _columns(task: DictConfig, frame: pd.DataFrame, table: Path) -> _Columns:
+    data, kind = task.data, task.target
+    cols = _Columns(
+        image_id=optional_column(frame, as_list(data.image_id_column)),
+        date=optional_column(frame, as_list(data.date_column)),
+    )
+    if kind in ("class", "regression"):
+        cols.label = pick_column(frame, as_list(data.label_column), table, "data.label_column")
+    if kind == "survival":
+        cols.time = pick_column(frame, as_list(data.time_column), table, "data.time_column")
+    cols.censor_time = optional_column(frame, as_list(data.censor_time_column))
+    wants_event = kind == "survival" or (kind == "class" and as_list(data.event_column))
+    if wants_event:
+        cols.censoring = True
+        cols.event = optional_column(frame, as_list(data.event_column))
+        if cols.event is None and data.event_if_no_column is None:
+            pick_column(frame, as_list(data.event_column), table, "data.event_column")  # raises
+    return cols
+
+
+class _DropRowError(Exception):
+    """A row without a usable target; ``args[0]`` is the reason."""
+
+
+def _event(row: pd.Series, cols: _Columns, data: DictConfig) -> int:
+    """The row's event flag; a status that is neither an event nor a censoring is dropped."""
+    if cols.event is None:
+        return int(data.event_if_no_column)
+    status = row[cols.event]
+    event = event_flag(status, data.event_values)
+    censored = {normalise_value(v) for v in as_list(data.censor_values)}
+    if not event and censored and normalise_value(status) not in censored:
+        raise _DropRowError("unusable_event_status")
+    return event
+
+
+def _time(row: pd.Series, column: str, cols: _Columns, event: int, rules, table: Path) -> float:
+    """The row's time: ``column``, or for a censored row the censoring-time column."""
+    raw = row[column]
+    if rules.is_missing(raw) and not event and cols.censor_time is not None:
+        raw = row[cols.censor_time]
+    if rules.is_missing(raw):
+        raise _DropRowError("no_label")
+    return parse_number(raw, column, str(table), row.name)
+
+
+def _row_fields(row: pd.Series, task: DictConfig, rules: LabelRules, cols: _Columns, table: Path):
+    """The target fields of one row (a raw label no rule knows is returned as it is).
+
+    Raises _DropRowError with the reason when the row has no usable target."""
+    kind, subject = task.target, row.name
+    if kind == "survival":
+        event = _event(row, cols, task.data)
+        return _fields(None, math.nan, _time(row, cols.time, cols, event, rules, table), event)
+    raw = row[cols.label]
+    if kind == "class" and rules.threshold is not None:
+        event = _event(row, cols, task.data) if cols.censoring else 1
+        value = _time(row, cols.label, cols, event, rules, table)
+        if not event and value <= rules.threshold:
+            raise _DropRowError("censored_before_threshold")
+        label = rules.class_by_threshold(value)
+        return _fields(label, float(rules.classes.index(label)))
+    if rules.is_missing(raw):
+        raise _DropRowError("no_label")
+    if kind == "regression":
+        value = parse_number(raw, cols.label, str(table), subject)
+        target = rules.regression_target(value, cols.label, str(table), subject)
+        return _fields(None, target, value=value)
+    label = rules.class_of(raw)
+    if label is None:
+        return raw
+    if label not in rules.classes:
+        raise _DropRowError("class_not_in_task")
+    return _fields(label, float(rules.classes.index(label)))
+
+
 def table_targets(
     task: DictConfig, rules: LabelRules, frame: pd.DataFrame, table: Path, subject_column: str
 ) -> Targets:
     """The target fields of every row of a subject table, as the task's ``target`` says."""
-    data = task.data
     out = Targets()
-    kind = task.target
-    label_col = time_col = event_col = None
-    if kind in ("class", "regression"):
-        label_col = pick_column(frame, as_list(data.label_column), table, "data.label_column")
-    if kind == "survival":
-        time_col = pick_column(frame, as_list(data.time_column), table, "data.time_column")
-    if kind == "survival" or (kind == "class" and as_list(data.event_column)):
-        event_col = pick_column(frame, as_list(data.event_column), table, "data.event_column")
+    cols = _columns(task, frame, table)
     unknown: list[str] = []
     for _, row in frame.iterrows():
         subject = row[subject_column]
         if not subject:
-            out.drop("no_subject_id")
+            out.log.drop("no_subject_id")
             continue
-        if kind == "survival":
-            raw = row[time_col]
-            if rules.is_missing(raw):
-                out.drop("no_label")
-                continue
-            time = parse_number(raw, time_col, str(table), subject)
-            event = event_flag(row[event_col], data.event_values)
-            out.rows.append((subject, _fields(None, math.nan, time, event)))
+        row = row.rename(subject)
+        try:
+            fields = _row_fields(row, task, rules, cols, table)
+        except _DropRowError as why:
+            out.log.drop(str(why.args[0]), subject)
             continue
-        raw = row[label_col]
-        if rules.is_missing(raw):
-            out.drop("no_label")
+        if not isinstance(fields, dict):
+            unknown.append(fields)
             continue
-        if kind == "regression":
-            value = parse_number(raw, label_col, str(table), subject)
-            target = rules.regression_target(value, label_col, str(table), subject)
-            out.rows.append((subject, _fields(None, target, value=value)))
-            continue
-        if rules.threshold is not None:
-            value = parse_number(raw, label_col, str(table), subject)
-            if event_col is not None:
-                event = event_flag(row[event_col], data.event_values)
-                if not event and value <= rules.threshold:
-                    out.drop("censored_before_threshold")
-                    continue
-            label = rules.class_by_threshold(value)
-        else:
-            label = rules.class_of(raw)
-            if label is None:
-                unknown.append(raw)
-                continue
-        out.rows.append((subject, _fields(label, float(rules.classes.index(label)))))
+        hints = {
+            "image_id": row[cols.image_id] if cols.image_id else "",
+            "date": row[cols.date] if cols.date else "",
+        }
+        out.rows.append((subject, fields, hints))
     if unknown:
-        raise unknown_labels_error(unknown, str(label_col), str(table), rules)
+        raise unknown_labels_error(unknown, str(cols.label), str(table), rules)
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,17 @@ def make_plots(
         )
     )
     return made
+
+
+def say_data(manifest: pd.DataFrame, progress: bool) -> None:
+    """Print (stderr) which data a run reads and what it left out (``excluded.csv`` lists each)."""
+    if not progress:
+        return
+    for name, source in manifest.attrs.get("sources", {}).items():
+        print(f"[{name}] data: {source['root']} ({source['subjects']} subjects)", file=sys.stderr)
+    dropped = DropLog(dict(manifest.attrs.get("dropped") or {}))
+    if dropped.counts:
+        print(f"  left out: {dropped.summary()} (see excluded.csv)", file=sys.stderr, flush=True)
 
 
 def data_summary(manifest: pd.DataFrame, out: Path) -> dict[str, Any]:

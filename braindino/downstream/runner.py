@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from braindino.config import save_config
 from braindino.downstream.families import Family
 from braindino.downstream.options import FAMILIES, RunOptions, default_encoder, default_out
-from braindino.downstream.report import write_report
+from braindino.downstream.report import say_data, write_report
 from braindino.downstream.samples import (
     SampleFeatures,
     head_data,
@@ -35,7 +35,6 @@ from braindino.heads import build_head, fit_head, predict
 from braindino.metrics import knn_accuracy
 from braindino.models import MaskableViT, load_encoder, random_like
 from braindino.tasks import (
-    DropLog,
     cache_dir,
     label_fraction_subjects,
     load_manifest,
@@ -210,15 +209,6 @@ def _mean_ci(values: np.ndarray, n: int, seed: int) -> dict[str, float]:
     return {"value": value, "low": low, "high": high}
 
 
-def _say_data(manifest: pd.DataFrame, progress: bool) -> None:
-    """Print which data the run reads and what it left out (the report lists every subject)."""
-    for name, source in manifest.attrs.get("sources", {}).items():
-        _say(f"[{name}] data: {source['root']} ({source['subjects']} subjects)", progress)
-    dropped = manifest.attrs.get("dropped") or {}
-    if dropped:
-        _say(f"  left out: {DropLog(dict(dropped)).summary()} (see excluded.csv)", progress)
-
-
 def _slices(task) -> int | str:
     return "all" if str(task.slices) == "all" else int(task.slices)
 
@@ -233,7 +223,7 @@ def run_downstream(options: RunOptions) -> dict[str, Any]:
     manifest = load_manifest(task, options.data_root, cohort=options.cohort)
     if task.target == "class" and not task.labels.classes:  # a CSV's classes: its labels
         task.labels.classes = list(manifest.attrs["classes"])
-    _say_data(manifest, options.progress)
+    say_data(manifest, options.progress)
     manifest, splits = split_manifest(manifest, task, out / "splits.csv", str(task.target))
     rows = split_rows(manifest, str(task.target))
     fractions = [float(f) for f in (options.label_fractions or task.label_fractions)]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from braindino.downstream.report import _clean
+from braindino.downstream.report import _clean, data_lines, data_summary
 from braindino.downstream.samples import image_columns
 from braindino.io import read_volume
 from braindino.metrics import bootstrap_ci
@@ -135,6 +135,7 @@ def write_report(
     counts = {
         name: int(manifest.loc[manifest["split"] == name, "subject"].nunique()) for name in SPLITS
     }
+    data = data_summary(manifest, out)
     metrics = _clean(
         {
             "task": str(task.name),
@@ -149,6 +150,7 @@ def write_report(
             "label_fractions": sorted({r["fraction"] for r in results}),
             "seeds": sorted({r["seed"] for r in results}),
             "subjects": counts,
+            "data": data,
             "unfreeze_encoder": options.unfreeze_encoder,
             "confidence": "95 % percentile bootstrap over test cases",
             "bootstrap_resamples": options.bootstrap,
@@ -159,6 +161,7 @@ def write_report(
             "files": {
                 "cases": "cases.csv",
                 "splits": "splits.csv",
+                "excluded": "excluded.csv",
                 "config": "config.yaml",
                 "predictions": "predictions/" if options.save_predictions else None,
                 "overlays": [str(p.relative_to(out)) for _, p in figures],
@@ -174,6 +177,7 @@ def write_report(
         "",
         f"- cases: train {counts['train']}, val {counts['val']}, test {counts['test']} "
         "(splits.csv; the kept state is the best validation Dice, test evaluated once per head)",
+        *data_lines(data),
         "- encoders: "
         + ", ".join(
             f"{r['encoder']} (`{r['encoder_spec']}`)"

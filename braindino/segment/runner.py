@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from braindino.config import save_config
 from braindino.downstream.options import default_out
+from braindino.downstream.report import say_data
 from braindino.downstream.runner import encoder_list, load_compare_encoder
 from braindino.downstream.samples import image_columns
 from braindino.errors import ConfigError
@@ -169,6 +170,7 @@ def run_segmentation(options: SegmentOptions) -> dict[str, Any]:
     out = Path(options.out) if options.out else default_out(str(task.name))
     out.mkdir(parents=True, exist_ok=True)
     manifest = segmentation_manifest(task, options.data_root, cohort=options.cohort)
+    say_data(manifest, options.progress)
     manifest, splits = split_manifest(manifest, task, out / "splits.csv", "class")
     by_split = {s: manifest[manifest["split"] == s] for s in ("train", "val", "test")}
     if by_split["train"].empty or by_split["test"].empty:

@@ -374,11 +374,14 @@ def test_supcon_matches_anchor_loop_and_gradient() -> None:
 
 
 def test_class_variance_hand_worked_and_loop() -> None:
-    # Class 0: unit vectors (1,0), (0,1), mean (.5,.5), squared deviations .5 each → 0.5;
+    # Class 0: unit vectors (1,0), (0,1), mean (.5,.5), squared deviations (.25, .25) each:
+    # published mean over samples and dimensions 0.25, summed over dimensions 0.5;
     # class 1 has one sample and is skipped.
     embeddings = torch.tensor([[4.0, 0.0], [0.0, 0.5], [1.0, 1.0]])
     loss = class_variance_loss(embeddings, torch.tensor([0, 0, 1]))
-    assert loss.item() == pytest.approx(0.5, abs=1e-6)
+    assert loss.item() == pytest.approx(0.25, abs=1e-6)
+    summed = class_variance_loss(embeddings, torch.tensor([0, 0, 1]), reduction="sum")
+    assert summed.item() == pytest.approx(0.5, abs=1e-6)
     rng = _rng(8)
     points = rng.normal(size=(9, 3))
     labels = np.array([2, 0, 2, 5, 0, 2, 7, 0, 2])  # class 5 and 7 singletons
@@ -387,9 +390,11 @@ def test_class_variance_hand_worked_and_loop() -> None:
     for c in (0, 2):
         members = unit[labels == c]
         centre = members.mean(axis=0)
-        per_class.append(np.mean([np.sum((m - centre) ** 2) for m in members]))
+        per_class.append(((members - centre) ** 2).mean())  # the published script's .mean()
     got = class_variance_loss(_t(points), torch.tensor(labels)).item()
     assert got == pytest.approx(np.mean(per_class))
+    summed = class_variance_loss(_t(points), torch.tensor(labels), reduction="sum").item()
+    assert summed == pytest.approx(3 * np.mean(per_class))
     singletons = class_variance_loss(torch.randn(3, 4), torch.tensor([0, 1, 2]))
     assert singletons.item() == 0.0
 

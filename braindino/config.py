@@ -17,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from braindino.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # package data; ./configs links here
 
 
 def config_path(name: str | Path, near: Path | None = None) -> Path:

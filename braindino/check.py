@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from braindino.data.conventions import LABEL_MAP_FIX, label_map_problem
 from braindino.data.inputs import VolumeInput
 from braindino.errors import BrainDinoError
 
@@ -69,6 +70,10 @@ def check_volume(path: str, volume_index: int | None = None) -> VolumeCheck:
         check_voxels(volume.data, path)
     except BrainDinoError as exc:
         result.problems.append(_one_line(exc))
+    else:
+        label_map = label_map_problem(volume.data)
+        if label_map:
+            result.problems.append(_one_line(BrainDinoError(label_map, fix=LABEL_MAP_FIX)))
     if max(result.spacing) > THICK_SLICE_MM:
         result.notes.append(f"thick slices ({max(result.spacing):.1f} mm)")
     if result.orientation and result.orientation[-1] not in "SI":
@@ -123,21 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs", nargs="+", metavar="PATH", help="volume files, folders, globs or CSV manifests"
     )
     parser.add_argument(
-        "--volume-index", type=int, default=None, help="volume of 4D files to check"
+        "--volume-index",
+        type=int,
+        default=None,
+        help="volume of 4D files to check (a manifest's volume_index column wins)",
     )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m braindino.check``."""
-    from dataclasses import replace
-
-    from braindino.data.inputs import discover_inputs
+    from braindino.data.inputs import discover_inputs, with_volume_index
 
     args = build_parser().parse_args(argv)
-    inputs = discover_inputs(args.inputs)
-    if args.volume_index is not None:
-        inputs = [replace(i, volume_index=args.volume_index) for i in inputs]
+    inputs = with_volume_index(discover_inputs(args.inputs), args.volume_index)
     return print_checks(check_inputs(inputs, progress_bar=sys.stderr.isatty()))
 
 

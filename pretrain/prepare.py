@@ -4,8 +4,11 @@
     python pretrain/prepare.py --out OUT --config configs/data/example.yaml [key=value ...]
     python pretrain/prepare.py --dry-run INPUT...                 # check the volumes, write nothing
 
-Writes OUT/shards/*.u8, OUT/index/*, OUT/report.json and OUT/config.yaml. A killed run resumes
-where it stopped when started again with the same arguments.
+Writes OUT/shards/*.u8, OUT/index/*, OUT/report.json, OUT/config.yaml and OUT/prepare.json. A
+killed run resumes where it stopped when started again with the same arguments; an OUT holding
+shards of other inputs or settings is refused (use a new OUT, or --overwrite). Label maps, skull-on
+duplicates and bundled templates are left out (by name, and label maps also by content) and listed
+in report.json with the reason.
 """
 
 from __future__ import annotations
@@ -35,6 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, help="parallel processes (default: config, 1)")
     parser.add_argument("--strict", action="store_true", help="fail if any volume is skipped")
     parser.add_argument(
+        "--volume-index",
+        type=int,
+        default=None,
+        metavar="N",
+        help="volume N of 4D images (fMRI, DWI series) for INPUTs without their own "
+        "(a manifest's volume_index column wins); 3D images are read as they are",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the shards in OUT even if they were prepared from other inputs/settings",
+    )
+    parser.add_argument(
         "--dataset", default="default", help="dataset name for INPUTs (default: %(default)s)"
     )
     parser.add_argument(
@@ -49,7 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, load the config, and prepare (or check) the volumes."""
-    from braindino.config import save_config
     from braindino.data.prepare import collect_inputs, load_prepare_config, prepare_shards
     from braindino.errors import ConfigError
 
@@ -63,21 +78,32 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_prepare_config(args.config, dotlist)
     if not args.dry_run and not args.out:
         raise ConfigError("--out is required", path="command line", fix="add --out FOLDER")
-    inputs = collect_inputs(cfg, paths, args.dataset, args.modality)
+    excluded: list[dict[str, str]] = []
+    inputs = collect_inputs(cfg, paths, args.dataset, args.modality, excluded, args.volume_index)
     progress = not args.quiet
     if args.dry_run:
         from braindino.check import check_inputs, print_checks
 
         return print_checks(check_inputs(inputs, progress_bar=progress))
-    save_config(cfg, f"{args.out}/config.yaml")
     report = prepare_shards(
-        inputs, args.out, cfg, int(cfg.workers), progress_bar=progress, strict=bool(cfg.strict)
+        inputs,
+        args.out,
+        cfg,
+        int(cfg.workers),
+        progress_bar=progress,
+        strict=bool(cfg.strict),
+        overwrite=args.overwrite,
+        excluded=excluded,
     )
     summary = {k: report[k] for k in ("volumes_ok", "slices", "seconds")}
     summary["volumes_skipped"] = len(report["volumes_skipped"])
+    summary["files_excluded"] = len(report.get("excluded", []))
     print(json.dumps(summary))
     for item in report["volumes_skipped"]:
         print(f"skipped {item['path']}: {item['reason']}", file=sys.stderr)
+    if report.get("excluded"):
+        print(f"left out {len(report['excluded'])} file(s) (label maps, duplicates, templates; "
+              f"reasons in {args.out}/report.json)", file=sys.stderr)  # fmt: skip
     return 0
 
 

@@ -96,9 +96,9 @@ def test_subject_ids_from_common_layouts(tmp_path):
     assert subject_from_path(root / "BraTS2021_00001/BraTS2021_00001_t1ce.nii.gz", root) == (
         "BraTS2021_00001"
     )
-    assert subject_from_path(tmp_path / "IXI002-Guys-0828-T1.nii.gz", tmp_path) == (
-        "IXI002-Guys-0828"
-    )
+    # IXI's own subject id is IXI<ID> (IXI.csv's IXI_ID), not the file stem with the site
+    assert subject_from_path(tmp_path / "IXI002-Guys-0828-T1.nii.gz", tmp_path) == "IXI002"
+    assert subject_from_path(tmp_path / "scan3-T1.nii.gz", tmp_path) == "scan3"
     ixi = subject_from_path(tmp_path / "IXI002-Guys-0828-T1.nii.gz", tmp_path, r"(IXI\d+)")
     assert ixi == "IXI002"
     bids = tmp_path / "data/sub-r001s001/ses-1/anat/sub-r001s001_ses-1_T1w.nii.gz"

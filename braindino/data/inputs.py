@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import fnmatch
 import glob
 import os
 import re
@@ -20,19 +19,18 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from braindino.data.conventions import DEFAULT_EXCLUDE, SUBJECT_PATTERNS, exclude_reason
 from braindino.errors import ConfigError, DataError
 
-VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".nrrd", ".mha", ".mhd")
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".hdr", ".nrrd", ".mha", ".mhd")  # .hdr: Analyze
 DICOM_SUFFIXES = (".dcm", ".ima")
 MANIFEST_SUFFIXES = (".csv", ".tsv")
-#: File names that are label maps, not images; folder and glob inputs leave them out by default.
-DEFAULT_EXCLUDE = ("*_seg.*", "*-seg.*", "*mask*", "*label*", "*_dseg.*")
 #: The keys one entry of ``datasets:`` in a data config may have (``configs/data/default.yaml``).
 DATASET_KEYS = ("root", "pattern", "manifest", "modality", "weight", "subject_regex", "exclude")
 
 _MODALITY_TOKENS = (
     (("t1c", "t1ce", "t1gd", "t1post", "t1-gd", "t1_gd"), "T1c"),
-    (("t1", "t1w", "t1n", "mprage", "spgr"), "T1"),
+    (("t1", "t1w", "t1n", "mprage", "mpr", "spgr"), "T1"),
     (("flair", "t2f"), "FLAIR"),
     (("t2", "t2w"), "T2"),
     (("pd", "pdw"), "PD"),
@@ -62,7 +60,8 @@ def volume_stem(path: str | Path) -> str:
 
 def modality_from_path(path: str | Path) -> str:
     """Guess the MRI modality tag from a file name's tokens (``..._t1ce.nii.gz`` -> ``T1c``)."""
-    tokens = [t.lower() for t in re.split(r"[_\-.\s]+", volume_stem(path)) if t]
+    stem = re.sub(r"mp[-_]rage", "mprage", volume_stem(path), flags=re.IGNORECASE)  # ADNI MP-RAGE
+    tokens = [t.lower() for t in re.split(r"[_\-.\s]+", stem) if t]
     for token in reversed(tokens):
         for names, tag in _MODALITY_TOKENS:
             if token in names:
@@ -83,10 +82,11 @@ def subject_from_path(
     """Derive a subject id from a volume path.
 
     In order: the first group (or whole match) of ``subject_regex`` searched in the path
-    relative to ``root``; a BIDS ``sub-XXX`` folder; the first folder below ``root`` when the
-    file lies deeper than ``root`` (``BraTS2021_00001/BraTS2021_00001_t1.nii.gz``,
-    ``ADNI/002_S_0295/MPRAGE/...``); else the file name without extension and without a
-    trailing modality token (``IXI002-Guys-0828-T1.nii.gz`` -> ``IXI002-Guys-0828``).
+    relative to ``root``; a BIDS ``sub-XXX`` folder; a known release's own subject id
+    (``conventions.SUBJECT_PATTERNS``: ``UPENN-GBM-00001_11``, ``UCSF-PDGM-0004``, ABIDE's
+    ``0050002``, ``IXI002``, ...); the first folder below ``root`` when the file lies deeper than
+    ``root`` (``case1/case1_t1.nii.gz``); else the file name without extension and without a
+    trailing modality token (``scan3-T1.nii.gz`` -> ``scan3``).
     """
     path = Path(path)
     rel, below_root = path, False
@@ -101,6 +101,10 @@ def subject_from_path(
     for part in rel.parts[:-1]:
         if re.fullmatch(r"sub-[A-Za-z0-9]+", part):
             return part
+    for pattern in SUBJECT_PATTERNS:
+        found = re.search(pattern, rel.as_posix())
+        if found:
+            return found.group("subject")
     if below_root and len(rel.parts) >= 2:
         return rel.parts[0]
     return _strip_modality_suffix(volume_stem(path)) or volume_stem(path)
@@ -138,13 +142,27 @@ def is_dicom_folder(folder: str | Path) -> bool:
     return bool(bare) and _is_dicom_file(bare[0])
 
 
-def _excluded(path: str, exclude: Sequence[str]) -> bool:
-    name = Path(path).name.lower()
-    return any(fnmatch.fnmatch(name, pattern.lower()) for pattern in exclude)
+#: Where discovery puts the files it leaves out: ``{"path": ..., "reason": ...}`` entries.
+Excluded = list[dict[str, str]]
 
 
-def find_volumes(folder: str | Path, exclude: Sequence[str] = DEFAULT_EXCLUDE) -> list[str]:
-    """All volume files and DICOM series folders under ``folder`` (recursive), sorted."""
+def _keep(paths: Iterable[str], exclude: Sequence[str], excluded: Excluded | None) -> list[str]:
+    """``paths`` sorted, without the excluded ones (which are added to ``excluded``)."""
+    kept = []
+    for path in sorted(paths):
+        reason = exclude_reason(path, exclude)
+        if reason is None:
+            kept.append(path)
+        elif excluded is not None:
+            excluded.append({"path": os.path.abspath(path), "reason": reason})
+    return kept
+
+
+def find_volumes(
+    folder: str | Path, exclude: Sequence[str] = DEFAULT_EXCLUDE, excluded: Excluded | None = None
+) -> list[str]:
+    """All volume files and DICOM series folders under ``folder`` (recursive), sorted; those
+    ``exclude`` names are left out (and listed with their reason in ``excluded``)."""
     found: list[str] = []
     for current, dirs, files in os.walk(folder):
         dirs.sort()
@@ -153,7 +171,7 @@ def find_volumes(folder: str | Path, exclude: Sequence[str] = DEFAULT_EXCLUDE) -
         ):
             found.append(current)
         found += [os.path.join(current, f) for f in sorted(files) if is_volume_file(f)]
-    return sorted(p for p in found if not _excluded(p, exclude))
+    return _keep(found, exclude, excluded)
 
 
 def _glob_root(pattern: str) -> str:
@@ -162,11 +180,14 @@ def _glob_root(pattern: str) -> str:
     return str(Path(*parts[:stop])) if stop else "."
 
 
-def expand_pattern(root: str | Path, pattern: str, exclude: Sequence[str]) -> list[str]:
-    """Volume files and DICOM folders matching a glob ``pattern`` (``**`` allowed) in ``root``."""
+def expand_pattern(
+    root: str | Path, pattern: str, exclude: Sequence[str], excluded: Excluded | None = None
+) -> list[str]:
+    """Volume files and DICOM folders matching a glob ``pattern`` (``**`` allowed) in ``root``;
+    those ``exclude`` names are left out (and listed in ``excluded``)."""
     matches = glob.glob(os.path.join(str(root), pattern), recursive=True)
     keep = [m for m in matches if (is_volume_file(m) and os.path.isfile(m)) or is_dicom_folder(m)]
-    return sorted(m for m in keep if not _excluded(m, exclude))
+    return _keep(keep, exclude, excluded)
 
 
 def read_manifest(
@@ -231,23 +252,25 @@ def discover_inputs(
     dataset: str = "default",
     modality: str = "auto",
     exclude: Sequence[str] = DEFAULT_EXCLUDE,
+    excluded: Excluded | None = None,
 ) -> list[VolumeInput]:
     """Turn command-line INPUTs (folders, globs, CSV/TSV manifests, single files) into inputs.
 
     A missing folder or file, or a folder/glob with no volumes, raises ``DataError`` naming it.
-    ``modality="auto"`` guesses each file's modality from its name.
+    ``modality="auto"`` guesses each file's modality from its name. Files of folders and globs
+    that ``exclude`` names are left out and listed, with the reason, in ``excluded``.
     """
     inputs: list[VolumeInput] = []
     for item in items:
         if glob.has_magic(item) and not os.path.exists(item):
-            paths = expand_pattern("", item, exclude)
+            paths = expand_pattern("", item, exclude, excluded)
             if not paths:
                 raise DataError("glob matches no volume", path=item, fix="check the pattern")
             inputs += _make_inputs(paths, _glob_root(item), dataset, modality, None)
         elif item.lower().endswith(MANIFEST_SUFFIXES) and os.path.isfile(item):
             inputs += read_manifest(item, dataset, modality)
         elif os.path.isdir(item) and not is_dicom_folder(item):
-            paths = find_volumes(item, exclude)
+            paths = find_volumes(item, exclude, excluded)
             if not paths:
                 raise DataError(
                     "no volumes found in folder", path=item, fix=_fix_for_empty_folder()
@@ -305,7 +328,9 @@ def dataset_table(cfg: DictConfig | Mapping[str, Any]) -> dict[str, dict[str, An
     return {str(name): _dataset_entry(str(name), e, defaults) for name, e in datasets.items()}
 
 
-def _dataset_inputs(name: str, entry: Mapping[str, Any]) -> list[VolumeInput]:
+def _dataset_inputs(
+    name: str, entry: Mapping[str, Any], excluded: Excluded | None
+) -> list[VolumeInput]:
     modality = entry.get("modality") or "auto"
     if entry.get("manifest"):
         return read_manifest(entry["manifest"], name, modality)
@@ -320,9 +345,11 @@ def _dataset_inputs(name: str, entry: Mapping[str, Any]) -> list[VolumeInput]:
     patterns = [patterns] if isinstance(patterns, str) else list(patterns)
     exclude = list(entry.get("exclude") or [])
     if patterns:
-        paths = sorted({p for pat in patterns for p in expand_pattern(root, pat, exclude)})
+        paths = sorted(
+            {p for pat in patterns for p in expand_pattern(root, pat, exclude, excluded)}
+        )
     else:
-        paths = find_volumes(root, exclude)
+        paths = find_volumes(root, exclude, excluded)
     if not paths:
         raise DataError(
             f"dataset '{name}' has no volumes matching {patterns or 'any volume extension'}",
@@ -332,12 +359,26 @@ def _dataset_inputs(name: str, entry: Mapping[str, Any]) -> list[VolumeInput]:
     return _make_inputs(paths, root, name, modality, entry.get("subject_regex"))
 
 
-def inputs_from_config(cfg: DictConfig | Mapping[str, Any]) -> list[VolumeInput]:
-    """All inputs of the configured datasets, in config order, each dataset's files sorted."""
+def inputs_from_config(
+    cfg: DictConfig | Mapping[str, Any], excluded: Excluded | None = None
+) -> list[VolumeInput]:
+    """All inputs of the configured datasets, in config order, each dataset's files sorted (the
+    files their ``exclude`` names are listed in ``excluded``)."""
     inputs: list[VolumeInput] = []
     for name, entry in dataset_table(cfg).items():
-        inputs += _dataset_inputs(name, entry)
+        inputs += _dataset_inputs(name, entry, excluded)
     return inputs
+
+
+def with_volume_index(inputs: Iterable[VolumeInput], index: int | None) -> list[VolumeInput]:
+    """``inputs`` with ``volume_index=index`` where they name none (a manifest's own wins); the
+    reader uses it for 4D images only, so 3D inputs read as before."""
+    from dataclasses import replace
+
+    if index is None:
+        return list(inputs)
+    return [item if item.volume_index is not None else replace(item, volume_index=index)
+            for item in inputs]  # fmt: skip
 
 
 def unique_inputs(inputs: Iterable[VolumeInput]) -> list[VolumeInput]:

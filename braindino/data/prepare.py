@@ -8,12 +8,16 @@
    holds and their ``.npy`` files are deleted, so the disk holds each slice about once.
 3. The index (``index/*``) is written last, then ``report.json``. The output depends only on the
    inputs and the config, never on the number of workers or on interruptions.
+
+``OUT/prepare.json`` (``outdir``) records what the folder is prepared from: a run with other
+inputs or settings is refused rather than replacing the shards (unless ``overwrite``).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from importlib.util import find_spec
@@ -26,7 +30,14 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from braindino.config import load_config
-from braindino.data.inputs import VolumeInput, dataset_table, inputs_from_config, unique_inputs
+from braindino.data.inputs import (
+    Excluded,
+    VolumeInput,
+    dataset_table,
+    inputs_from_config,
+    unique_inputs,
+)
+from braindino.data.outdir import claim_out_folder, finished_report, run_record, save_config
 from braindino.data.shards import (
     SLICE_DTYPE,
     VOLUME_DTYPE,
@@ -146,29 +157,28 @@ def _assemble(
     from tqdm import tqdm
 
     tracker = Progress(work, state)
-    writer = SliceShardWriter(
-        shard_folder, slices_per_shard, len(state.committed), on_commit=tracker.on_commit
-    )
     records: list[dict] = []
     placements: list[tuple[int, int]] = []
     bar = tqdm(total=len(inputs), unit="vol", desc="prepare", disable=not progress_bar)
-    for i, record in enumerate(_results(inputs, keys, state.done, settings, work, workers)):
-        records.append(_compact(record))
-        bar.update(1)
-        if i < state.n_committed:
-            placements.append(state.placements.get(i, (-1, -1)))
-        elif record["status"] != "ok":
-            placements.append((-1, -1))
-            tracker.pending.append(keys[i])
-        else:
-            slices = np.load(work / f"{keys[i]}.npy")
-            tracker.slice_size = tracker.slice_size or int(slices.shape[1])
-            tracker.dtype = tracker.dtype or slices.dtype.name
-            placements.append(writer.add_volume(slices))
-            tracker.pending.append(keys[i])
-            tracker.pending_npy.append(keys[i])
-            bar.set_postfix(shard=writer.shard, refresh=False)
-    writer.close()
+    results = _results(inputs, keys, state.done, settings, work, workers)
+    first_shard = len(state.committed)
+    with SliceShardWriter(shard_folder, slices_per_shard, first_shard, tracker.on_commit) as writer:
+        for i, record in enumerate(results):
+            records.append(_compact(record))
+            bar.update(1)
+            if i < state.n_committed:
+                placements.append(state.placements.get(i, (-1, -1)))
+            elif record["status"] != "ok":
+                placements.append((-1, -1))
+                tracker.pending.append(keys[i])
+            else:
+                slices = np.load(work / f"{keys[i]}.npy")
+                tracker.slice_size = tracker.slice_size or int(slices.shape[1])
+                tracker.dtype = tracker.dtype or slices.dtype.name
+                placements.append(writer.add_volume(slices))
+                tracker.pending.append(keys[i])
+                tracker.pending_npy.append(keys[i])
+                bar.set_postfix(shard=writer.shard, refresh=False)
     bar.close()
     return records, placements, tracker
 
@@ -205,15 +215,6 @@ def _check_outcome(report: Mapping[str, Any], out: Path, strict: bool) -> None:
         )
 
 
-def _up_to_date_report(out: Path, fingerprint: str) -> dict[str, Any] | None:
-    try:
-        meta = json.loads((out / "index" / "meta.json").read_text(encoding="utf-8"))
-        report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return report if meta.get("fingerprint") == fingerprint else None
-
-
 def prepare_shards(
     inputs: Sequence[VolumeInput],
     out: str | Path,
@@ -221,11 +222,16 @@ def prepare_shards(
     workers: int = 1,
     progress_bar: bool = True,
     strict: bool = False,
+    overwrite: bool = False,
+    excluded: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Any]:
     """Preprocess ``inputs`` into slice shards under ``out``; return the report (also written to
-    ``out/report.json``). Resumes a killed run in the same ``out``; a finished run with the same
-    inputs and config returns its report at once. Raises ``DataError`` if no volume could be
-    prepared, or — with ``strict`` — if any volume was skipped (the index is then not written)."""
+    ``out/report.json``, with the ``excluded`` files discovery left out) and save ``cfg`` as
+    ``out/config.yaml``. Resumes a killed run in the same ``out``; a finished run with the same
+    inputs and config returns its report at once; a folder holding another run's shards is
+    refused (``DataError`` naming what changed) unless ``overwrite``. Raises ``DataError`` if no
+    volume could be prepared, or — with ``strict`` — if any volume was skipped (the index is then
+    not written)."""
     started = time.perf_counter()
     inputs = unique_inputs(inputs)
     if not inputs:
@@ -239,7 +245,14 @@ def prepare_shards(
     slices_per_shard = int(cfg.shards.slices_per_shard)
     datasets = _dataset_weights(inputs, cfg)
     fingerprint = text_hash(json.dumps([keys, settings_hash, slices_per_shard, datasets]))
-    finished = _up_to_date_report(out, fingerprint)
+    plain = OmegaConf.to_container(settings, resolve=True)
+    record = run_record(inputs, keys, plain, slices_per_shard, datasets)
+    changed = claim_out_folder(out, record, fingerprint, overwrite)
+    if changed:
+        print(f"note: {len(changed)} input file(s) changed since {out} was prepared (first "
+              f"{changed[0]}); redoing them", file=sys.stderr)  # fmt: skip
+    save_config(cfg, out / "config.yaml")
+    finished = finished_report(out, fingerprint)
     if finished is not None:
         _check_outcome(finished, out, strict)
         return finished
@@ -256,11 +269,12 @@ def prepare_shards(
     _remove_stale_shards(shard_folder, len(tracker.shards))
 
     report = _report(inputs, records, out, workers, len(state.done), started, datasets)
+    report["excluded"] = [dict(item) for item in excluded]
     write_json_atomic(out / "report.json", report)
     _check_outcome(report, out, strict)
     meta = {
         "fingerprint": fingerprint,
-        "preprocess": OmegaConf.to_container(settings, resolve=True),
+        "preprocess": plain,
         "preprocess_hash": settings_hash,
         "slices_per_shard": slices_per_shard,
         "slice_size": tracker.slice_size,
@@ -360,13 +374,20 @@ def collect_inputs(
     items: Sequence[str] = (),
     dataset: str = "default",
     modality: str = "auto",
+    excluded: Excluded | None = None,
+    volume_index: int | None = None,
 ) -> list[VolumeInput]:
-    """The configured datasets' inputs followed by the command-line INPUTs, repeats removed."""
-    from braindino.data.inputs import DEFAULT_EXCLUDE, discover_inputs
+    """The configured datasets' inputs followed by the command-line INPUTs, repeats removed.
+
+    Files left out by the ``exclude`` patterns are listed with the reason in ``excluded``;
+    ``volume_index`` picks that volume of 4D images for inputs that do not name their own.
+    """
+    from braindino.data.inputs import DEFAULT_EXCLUDE, discover_inputs, with_volume_index
 
     exclude = list(cfg.dataset_defaults.get("exclude") or DEFAULT_EXCLUDE)
-    inputs = inputs_from_config(cfg) + discover_inputs(items, dataset, modality, exclude)
-    inputs = unique_inputs(inputs)
+    inputs = inputs_from_config(cfg, excluded)
+    inputs += discover_inputs(items, dataset, modality, exclude, excluded)
+    inputs = unique_inputs(with_volume_index(inputs, volume_index))
     if not inputs:
         raise DataError(
             "no inputs given", path="command line", fix="give INPUT folders/globs/CSVs or --config"

@@ -16,8 +16,8 @@ a half-written shard. ``SliceShardReader`` memory-maps the files lazily in each 
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from braindino.errors import DataError
+from braindino.io.atomic import AtomicFile, atomic_write, storage_error
 
 FORMAT = "braindino-slice-shards"
 FORMAT_VERSION = 1
@@ -62,11 +63,7 @@ def shard_name(number: int) -> str:
 
 def write_atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
     """Write ``path`` through ``write(handle)`` into a temporary file, then ``os.replace`` it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as handle:
-        write(handle)
-    os.replace(tmp, path)
+    atomic_write(path, write, mode=mode)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -86,7 +83,8 @@ class SliceShardWriter:
     A volume that does not fit in the current shard starts the next one (a volume larger than
     the limit gets a shard of its own). A shard is written as a temporary file and becomes
     visible under its final name only when complete (``commit``); ``on_commit(number, n_slices)``
-    is called after each commit, e.g. to record progress for a resumed run.
+    is called after each commit, e.g. to record progress for a resumed run. As a context manager
+    it closes on success and ``abort``s (deletes the partial shard) on an error.
     """
 
     def __init__(
@@ -111,7 +109,7 @@ class SliceShardWriter:
         self.dtype: np.dtype | None = None
         self.on_commit = on_commit
         self._handle: Any = None
-        self._tmp: Path | None = None
+        self._file: AtomicFile | None = None
 
     def add_volume(self, slices: np.ndarray) -> tuple[int, int]:
         """Append one volume's slices ``[n, S, S]``; return (shard number, first row)."""
@@ -136,23 +134,32 @@ class SliceShardWriter:
         if self.rows and self.rows + len(slices) > self.slices_per_shard:
             self.commit()
         if self._handle is None:
-            self._tmp = self.folder / f".{shard_name(self.shard)}.{os.getpid()}.tmp"
-            self._handle = open(self._tmp, "wb")  # noqa: SIM115 (kept open across calls)
+            self._file = AtomicFile(self.folder / shard_name(self.shard), fsync=True)
+            self._handle = open(self._file.tmp, "wb")  # noqa: SIM115 (kept open across calls)
         first_row = self.rows
-        self._handle.write(slices.tobytes())
+        try:
+            self._handle.write(slices.tobytes())
+        except OSError as exc:  # a full disk: name the shard, free its space
+            self.abort()
+            raise storage_error(exc, self._path()) from exc
         self.rows += len(slices)
         return self.shard, first_row
 
+    def _path(self) -> Path:
+        return self.folder / shard_name(self.shard)
+
     def commit(self) -> None:
         """Close the current shard (if it holds slices) and move it to its final name."""
-        if self._handle is None:
+        if self._handle is None or self._file is None:
             return
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
-        os.replace(self._tmp, self.folder / shard_name(self.shard))
+        try:
+            self._handle.close()
+        except OSError as exc:
+            self.abort()
+            raise storage_error(exc, self._path()) from exc
+        self._file.commit()
         number, rows = self.shard, self.rows
-        self._handle, self._tmp = None, None
+        self._handle, self._file = None, None
         self.shard += 1
         self.rows = 0
         if self.on_commit is not None:
@@ -161,6 +168,25 @@ class SliceShardWriter:
     def close(self) -> None:
         """Commit the last, partly filled shard."""
         self.commit()
+
+    def __enter__(self) -> SliceShardWriter:
+        return self
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        """Commit the last shard; after an error (a full disk, a kill) drop the partial one."""
+        if exc is None:
+            self.close()
+        else:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the shard being written (after an error): its temporary file is deleted."""
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                self._handle.close()
+        if self._file is not None:
+            self._file.discard()
+        self._handle, self._file = None, None
 
 
 def write_index(

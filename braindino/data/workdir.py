@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from braindino.data.conventions import LABEL_MAP_FIX, label_map_problem
 from braindino.data.inputs import VolumeInput
 from braindino.data.shards import save_npy_atomic, shard_name, write_json_atomic
 from braindino.errors import BrainDinoError, VolumeError
@@ -96,6 +97,9 @@ def prepare_volume(task: tuple[VolumeInput, str]) -> dict[str, Any]:
     record["volume_index"] = item.volume_index
     try:
         volume = read_volume(item.path, item.volume_index)
+        label_map = label_map_problem(volume.data)
+        if label_map:
+            raise VolumeError(label_map, path=item.path, fix=LABEL_MAP_FIX)
         stack = _WORKER["preprocess"](volume, _WORKER["settings"])
         if len(stack.slices) == 0:
             raise VolumeError(

@@ -9,7 +9,6 @@ never leaves a half-written entry; an unreadable entry is recomputed.
 from __future__ import annotations
 
 import json
-import os
 import time
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -111,12 +110,9 @@ class FeatureCache:
                 array = half if np.isfinite(half).all() == np.isfinite(array).all() else array
             arrays[name] = array
         arrays[PARTS_KEY] = np.array(json.dumps(parts, sort_keys=True))
-        path = self.entry_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
+        from braindino.io.atomic import atomic_write
+
+        path = atomic_write(self.entry_path(key), lambda handle: np.savez(handle, **arrays))
         line = {
             "key": key,
             "file": parts["file"]["path"],

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from braindino.errors import VolumeError
+from braindino.io.atomic import AtomicFile
 from braindino.io.orientation import from_canonical
 from braindino.io.reader import LPS_TO_RAS, SITK_SUFFIXES, keep_locale, suffix_of
 from braindino.io.volume import Volume
@@ -23,7 +24,7 @@ def write_volume(
     ``.nii``/``.nii.gz`` via nibabel (qform and sform both set to the affine); ``.nrrd``/``.mha``
     via SimpleITK (the RAS affine converted to ITK's LPS). ``dtype`` defaults to the array's
     (use an integer type for label maps). The file is written to a temporary name then moved into
-    place, so an interrupted write never leaves a partial file.
+    place (with the usual umask mode), so an interrupted write never leaves a partial file.
     """
     path = Path(path)
     if isinstance(volume, Volume):
@@ -34,9 +35,19 @@ def write_volume(
             raise VolumeError("no affine given for a bare array", path=path, fix="pass affine=")
     data = np.asarray(data, dtype=dtype) if dtype is not None else np.asarray(data)
     affine = np.asarray(affine, dtype=np.float64)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = suffix_of(path)
-    tmp = path.with_name(f".{path.name}.tmp{suffix}")
+    if suffix not in (".nii", ".nii.gz", *SITK_SUFFIXES):
+        raise VolumeError(
+            f"cannot write '{suffix}' files",
+            path=path,
+            fix=f"use one of .nii, .nii.gz, {', '.join(SITK_SUFFIXES)}",
+        )
+    with AtomicFile(path, suffix=suffix) as target:
+        _write(data, affine, target.tmp, suffix)
+    return path
+
+
+def _write(data: np.ndarray, affine: np.ndarray, tmp: Path, suffix: str) -> None:
     if suffix in (".nii", ".nii.gz"):
         import nibabel as nib
 
@@ -55,14 +66,6 @@ def write_volume(
         image.SetOrigin(lps[:3, 3].tolist())
         with keep_locale():
             sitk.WriteImage(image, str(tmp))
-    else:
-        raise VolumeError(
-            f"cannot write '{suffix}' files",
-            path=path,
-            fix=f"use one of .nii, .nii.gz, {', '.join(SITK_SUFFIXES)}",
-        )
-    tmp.replace(path)
-    return path
 
 
 def write_in_source_space(

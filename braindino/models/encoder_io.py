@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from braindino.errors import BrainDinoError, ConfigError
+from braindino.io.atomic import AtomicFile
 from braindino.models.archs import RESERVED_KWARGS
 from braindino.models.backbone import MaskableViT
 from braindino.models.factory import build_timm_model, create_backbone
@@ -93,7 +93,9 @@ def save_encoder(
         extra: JSON-serialisable information stored under ``extra`` (e.g. preprocessing).
 
     Returns:
-        ``out_dir`` as a Path. Files are written to temporary names and moved into place.
+        ``out_dir`` as a Path. Files are written to temporary names and moved into place, with
+        the usual (umask) modes; a full disk raises ``OSError(ENOSPC)`` naming the file and
+        leaves the previous export as it was.
     """
     from safetensors.torch import save_file
 
@@ -121,13 +123,11 @@ def save_encoder(
             fix="pass plain dicts, lists, strings and numbers",
         ) from err
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in backbone.timm_state_dict().items()}
-    tmp_weights = out / f".{WEIGHTS_FILE}.tmp"
-    save_file(tensors, str(tmp_weights), metadata={"format": "pt", "arch": backbone.arch})
-    config["weights_sha256"] = _sha256(tmp_weights)
-    tmp_config = out / f".{CONFIG_FILE}.tmp"
-    tmp_config.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp_weights, out / WEIGHTS_FILE)
-    os.replace(tmp_config, out / CONFIG_FILE)
+    # both files are complete before either replaces its old copy; the weights move first
+    with AtomicFile(out / CONFIG_FILE) as config_file, AtomicFile(out / WEIGHTS_FILE) as weights:
+        save_file(tensors, str(weights.tmp), metadata={"format": "pt", "arch": backbone.arch})
+        config["weights_sha256"] = _sha256(weights.tmp)
+        config_file.tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return out
 
 

@@ -45,7 +45,8 @@ def _check_volume(volume: Volume) -> None:
         raise VolumeError(
             f"expected a 3D volume, got shape {np.shape(volume.data)}",
             path=volume.path,
-            fix="pick one volume of a 4D series (read_volume(path, volume_index=...))",
+            fix="pick one volume of a 4D series: read_volume(path, volume_index=N), or "
+            "--volume-index N (pretrain/prepare.py, python -m braindino.check)",
         )
 
 

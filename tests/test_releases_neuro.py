@@ -239,3 +239,32 @@ def test_abide_bids_release(tmp_path):
         assert Path(row["image"]).name.endswith("_T1w.nii.gz")
         assert Path(row["image"]).parent.name == "anat"
     assert ABIDE_NO_T1 not in labels
+
+
+def test_prepare_reads_analyze_with_the_dataset_orientation(tmp_path):
+    """A data config's ``orientation`` reaches the reader: an Analyze dataset of no known
+    convention prepares with it, and is refused (reported, not sliced along a guess) without."""
+    import contextlib
+    import json
+
+    from fixtures.volumes import write_analyze
+
+    from braindino.config import load_config
+    from braindino.data.prepare import collect_inputs, prepare_shards
+
+    folder = tmp_path / "mine"
+    i, j, k = np.indices((40, 44, 36))
+    head = ((i - 20) / 16) ** 2 + ((j - 22) / 18) ** 2 + ((k - 18) / 14) ** 2 < 1
+    noise = np.random.default_rng(0).integers(0, 40, head.shape)
+    write_analyze(folder / "scan.hdr", head * (300 + 3 * i) + noise, (1.0, 1.0, 1.25))
+
+    def run(out: Path, extra: list[str]) -> dict:
+        cfg = load_config("data/default", [], [f"datasets.mine.root={folder}", *extra])
+        with contextlib.suppress(DataError):  # none prepared: the report says why
+            prepare_shards(collect_inputs(cfg), out, cfg, progress_bar=False)
+        return json.loads((out / "report.json").read_text())
+
+    assert run(tmp_path / "with", ["datasets.mine.orientation=ASL"])["volumes_ok"] == 1
+    refused = run(tmp_path / "without", [])
+    assert refused["volumes_ok"] == 0
+    assert "orientation" in refused["volumes_skipped"][0]["reason"]

@@ -13,7 +13,7 @@ import glob
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from braindino.data.conventions import DEFAULT_EXCLUDE, SUBJECT_PATTERNS, exclude_reason
 from braindino.errors import ConfigError, DataError
+from braindino.io.analyze import check_axis_codes
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".hdr", ".nrrd", ".mha", ".mhd")  # .hdr: Analyze
 DICOM_SUFFIXES = (".dcm", ".ima")
 MANIFEST_SUFFIXES = (".csv", ".tsv")
 #: The keys one entry of ``datasets:`` in a data config may have (``configs/data/default.yaml``).
-DATASET_KEYS = ("root", "pattern", "manifest", "modality", "weight", "subject_regex", "exclude")
+DATASET_KEYS = (
+    "root",
+    "pattern",
+    "manifest",
+    "modality",
+    "weight",
+    "subject_regex",
+    "exclude",
+    "orientation",
+)
 
 _MODALITY_TOKENS = (
     (("t1c", "t1ce", "t1gd", "t1post", "t1-gd", "t1_gd"), "T1c"),
@@ -47,6 +57,7 @@ class VolumeInput:
     dataset: str
     modality: str
     volume_index: int | None = None
+    orientation: str | None = None  # voxel axes of Analyze files (``braindino.io.analyze``)
 
 
 def volume_stem(path: str | Path) -> str:
@@ -356,7 +367,12 @@ def _dataset_inputs(
             path=root,
             fix=f"check datasets.{name}.pattern",
         )
-    return _make_inputs(paths, root, name, modality, entry.get("subject_regex"))
+    made = _make_inputs(paths, root, name, modality, entry.get("subject_regex"))
+    orientation = entry.get("orientation")
+    if orientation:
+        check_axis_codes(orientation, f"datasets.{name}.orientation")
+        made = [replace(item, orientation=str(orientation)) for item in made]
+    return made
 
 
 def inputs_from_config(
@@ -373,7 +389,6 @@ def inputs_from_config(
 def with_volume_index(inputs: Iterable[VolumeInput], index: int | None) -> list[VolumeInput]:
     """``inputs`` with ``volume_index=index`` where they name none (a manifest's own wins); the
     reader uses it for 4D images only, so 3D inputs read as before."""
-    from dataclasses import replace
 
     if index is None:
         return list(inputs)

@@ -39,6 +39,7 @@ def volume_key(item: VolumeInput) -> str:
         stamp = "missing"
     fields = [os.path.abspath(item.path), str(item.volume_index), stamp]
     fields += [item.subject, item.dataset, item.modality]
+    fields += [item.orientation] if item.orientation else []
     return text_hash("\x1f".join(fields))[:24]
 
 
@@ -96,7 +97,7 @@ def prepare_volume(task: tuple[VolumeInput, str]) -> dict[str, Any]:
     record.update(subject=item.subject, dataset=item.dataset, modality=item.modality)
     record["volume_index"] = item.volume_index
     try:
-        volume = read_volume(item.path, item.volume_index)
+        volume = read_volume(item.path, item.volume_index, orientation=item.orientation)
         label_map = label_map_problem(volume.data)
         if label_map:
             raise VolumeError(label_map, path=item.path, fix=LABEL_MAP_FIX)

@@ -38,8 +38,9 @@ def shards(tmp_path_factory, mni_2mm):
     return out
 
 
-def _cfg(shards: Path, out: Path, *extra: str):
-    dotlist = [
+def _overrides(shards: Path, out: Path, *extra: str) -> list[str]:
+    """The key=value items of a small, fast run (on top of configs/pretrain/tiny.yaml)."""
+    return [
         f"data.shards={shards}",
         f"run.out={out}",
         "run.progress=false",
@@ -55,7 +56,10 @@ def _cfg(shards: Path, out: Path, *extra: str):
         "augment.local_crops.number=2",
         *extra,
     ]
-    return load_config("pretrain/default", ["pretrain/tiny"], dotlist)
+
+
+def _cfg(shards: Path, out: Path, *extra: str):
+    return load_config("pretrain/default", ["pretrain/tiny"], _overrides(shards, out, *extra))
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -366,3 +370,27 @@ def test_compile_with_fsdp_sharding_fails_at_start(shards, tmp_path, monkeypatch
     with pytest.raises(ConfigError, match=r"run\.compile is not supported with FSDP"):
         pretrain(_cfg(shards, tmp_path / "run", "run.compile=true"))
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_gpu_recipe_started_on_the_cpu_is_warned_about(shards, tmp_path, capsys, monkeypatch):
+    from braindino.ssl import trainer as trainer_module
+    from braindino.ssl.build import build_meta_arch, cpu_recipe_warning
+
+    vitb16 = load_config("pretrain/default", ["pretrain/vitb16"])
+    with torch.device("meta"):  # the real parameter count, without allocating it
+        meta = build_meta_arch(vitb16)
+    parameters = sum(p.numel() for p in meta.student.parameters())
+    line = cpu_recipe_warning(vitb16, parameters, "cpu", cores=2)
+    assert "131M-parameter student (vit_base_patch16_dinov3" in line
+    assert "data.num_workers=4 on 2 CPU core(s)" in line and "--config tiny" in line
+    assert cpu_recipe_warning(vitb16, parameters, "cuda", cores=2) is None
+    tiny = _cfg(shards, tmp_path / "tiny")
+    assert cpu_recipe_warning(tiny, 3_000_000, "cpu", cores=2) is None
+
+    # the trainer says it on stderr and in log.txt before the first step
+    monkeypatch.setattr(trainer_module, "cpu_cores", lambda: 1)
+    trainer = Trainer(_cfg(shards, tmp_path / "run", "data.num_workers=2"))
+    trainer.close()
+    err = capsys.readouterr().err
+    assert "warning: starting on the CPU with data.num_workers=2 on 1 CPU core(s)" in err
+    assert "data.num_workers=2 on 1" in (tmp_path / "run" / "log.txt").read_text(encoding="utf-8")

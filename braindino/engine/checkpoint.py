@@ -44,19 +44,11 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    """Call ``write(file)`` on a temporary file next to ``path``, fsync it, rename it into place
+    (usual umask mode; a full disk is ``OSError(ENOSPC)`` naming ``path``, see io.atomic)."""
+    from braindino.io.atomic import atomic_write
+
+    atomic_write(path, write, fsync=True)
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
@@ -199,3 +191,55 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     if cuda and torch.cuda.is_available():
         for device, device_state in enumerate(cuda[: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(device_state, device)
+
+
+# Temporary files of the atomic writers (".NAME.PID.tmp[SUFFIX]", earlier ".NAME.tmp-PID"):
+# complete ones are renamed into place, so any left in a run folder were cut short by a kill.
+_PARTIAL = re.compile(r"^\..+\.(?:tmp-\d+|\d+\.tmp\S*)$")
+DAMAGED_SUFFIX = ".damaged"
+
+
+def remove_partial_files(run_dir: str | Path) -> list[Path]:
+    """Delete the temporary files that writes killed half-way left in ``run_dir``; return them.
+
+    Call it only while no other process writes there (e.g. holding the run folder's lock).
+    """
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        return []
+    removed = [p for p in folder.iterdir() if _PARTIAL.match(p.name) and p.is_file()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+def load_newest_readable(
+    run_dir: str | Path, set_aside: bool = True
+) -> tuple[Path, dict[str, Any], list[tuple[Path, str]]] | None:
+    """Load the newest checkpoint of ``run_dir`` that loads: ``(path, state, skipped)``.
+
+    Candidates are the one ``latest`` names, then the others from the highest step down.
+    ``skipped`` lists the newer ones that could not be loaded, with the reason; with
+    ``set_aside`` they are renamed to ``NAME.damaged`` (kept, but never picked again). ``None``
+    when the folder holds no checkpoint; ``BrainDinoError`` (nothing renamed) when none loads.
+    """
+    latest = find_latest_checkpoint(run_dir)
+    if latest is None:
+        return None
+    others = [path for _, path in reversed(list_checkpoints(run_dir)) if path != latest]
+    skipped: list[tuple[Path, str]] = []
+    for path in [latest, *others]:
+        try:
+            state = load_checkpoint(path)
+        except BrainDinoError as exc:
+            skipped.append((path, exc.problem))
+            continue
+        if set_aside:
+            for bad, _ in skipped:
+                bad.replace(bad.with_name(bad.name + DAMAGED_SUFFIX))
+        return path, state, skipped
+    raise BrainDinoError(
+        f"none of the {len(skipped)} checkpoint(s) can be loaded ({skipped[0][1]})",
+        path=run_dir,
+        fix="restore a checkpoint from a backup, or move them away to start again from scratch",
+    )

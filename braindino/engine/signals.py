@@ -1,4 +1,5 @@
-"""Turn SIGTERM / SIGUSR1 (SLURM pre-emption, time limits) into a flag the training loop checks.
+"""Turn SIGTERM / SIGUSR1 / SIGINT (SLURM pre-emption, time limits, ``timeout``, Ctrl-C) into a
+flag the training loop checks.
 
 The handler only records the request; the loop finishes its step, writes a checkpoint and
 returns normally, so nothing is interrupted half-way::
@@ -9,13 +10,21 @@ returns normally, so nothing is interrupted half-way::
             if stop.should_exit():
                 save_checkpoint(...)
                 break
+
+A second SIGINT (Ctrl-C pressed again while a stop is pending) raises ``KeyboardInterrupt``.
+Launchers, ``timeout`` and SLURM signal the whole process group, so DataLoader workers receive
+the signal too: :func:`ignore_stop_signals` (their ``worker_init_fn``) makes them ignore it, and
+:func:`signals_blocked` around starting them closes the window before it runs. A run stopped this
+way exits with :data:`EXIT_INTERRUPTED`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -24,8 +33,12 @@ import torch
 from braindino.errors import BrainDinoError
 
 DEFAULT_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name)
+    getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGINT") if hasattr(signal, name)
 )
+# Exit status of a run that checkpointed on a signal before its schedule ended (sysexits.h
+# EX_TEMPFAIL: "try again"): running the same command again continues it.
+EXIT_INTERRUPTED = 75
+_SIGINT_NOTE = b"interrupt: checkpointing after this step (Ctrl-C again stops without one)\n"
 
 
 class GracefulExit:
@@ -36,15 +49,20 @@ class GracefulExit:
         received: the signal numbers received, in order.
     """
 
-    def __init__(self, signals: Iterable[int] = DEFAULT_SIGNALS) -> None:
+    def __init__(self, signals: Iterable[int] = DEFAULT_SIGNALS, announce: bool = False) -> None:
         self.signals = tuple(signals)
+        self.announce = announce
         self.requested = False
         self.received: list[int] = []
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGINT and self.requested:
+            raise KeyboardInterrupt  # Ctrl-C again: stop now, without a checkpoint
         self.requested = True
         self.received.append(signum)
+        if signum == signal.SIGINT and self.announce:
+            os.write(2, _SIGINT_NOTE)  # not print(): it may interrupt a write to stderr
 
     def install(self) -> GracefulExit:
         """Install the handlers (main thread only) and return ``self``."""
@@ -88,6 +106,36 @@ class GracefulExit:
         self.restore()
 
 
-def install_signal_handlers(signals: Iterable[int] = DEFAULT_SIGNALS) -> GracefulExit:
-    """Install handlers that set a flag on the returned :class:`GracefulExit` (also a context)."""
-    return GracefulExit(signals).install()
+def install_signal_handlers(
+    signals: Iterable[int] = DEFAULT_SIGNALS, announce: bool = False
+) -> GracefulExit:
+    """Install handlers that set a flag on the returned :class:`GracefulExit` (also a context).
+
+    ``announce``: say on stderr, at the first SIGINT, that a checkpoint follows (main process).
+    """
+    return GracefulExit(signals, announce=announce).install()
+
+
+def ignore_stop_signals(worker_id: int | None = None) -> None:
+    """``worker_init_fn`` of DataLoader workers: ignore the stop signals, then unblock them.
+
+    The main process alone acts on a signal sent to the process group; a worker that died of it
+    would crash the main process before it can checkpoint.
+    """
+    for signum in DEFAULT_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, DEFAULT_SIGNALS)
+
+
+@contextlib.contextmanager
+def signals_blocked(signals: Iterable[int] = DEFAULT_SIGNALS) -> Iterator[None]:
+    """Block ``signals`` in this thread while the body runs (e.g. while it forks workers).
+
+    A forked child starts with them blocked until its :func:`ignore_stop_signals`; here they are
+    delivered when the block ends.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, tuple(signals))
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from braindino.data.multicrop import MultiCropAugmentation, stack_slice_samples
 from braindino.data.sampler import WeightedSliceSampler
 from braindino.data.shards import SliceShardReader
+from braindino.engine.signals import ignore_stop_signals
 from braindino.errors import ConfigError
 
 
@@ -62,6 +63,9 @@ def build_loader(
     Rank ``r`` gets the ``r``-th slice of each global batch (``rank_chunk = batch_size``) and
     workers take whole batches in turn (``worker_chunk = batch_size``), so the rank sees its
     share of the global stream in order; ``sampler_state`` continues a saved stream exactly.
+    Workers ignore SIGTERM/SIGINT/SIGUSR1 (sent to the whole process group by launchers, SLURM
+    and ``timeout``): the main process checkpoints and stops them (start them inside
+    ``braindino.engine.signals.signals_blocked`` to leave no window before that).
     """
     sampler = WeightedSliceSampler(
         reader.dataset_ids,
@@ -84,6 +88,7 @@ def build_loader(
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
         prefetch_factor=4 if num_workers > 0 else None,
+        worker_init_fn=ignore_stop_signals if num_workers > 0 else None,
     )
     return loader, sampler
 

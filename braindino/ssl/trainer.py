@@ -13,6 +13,8 @@ checkpointed, so an interrupted and resumed run reaches the same weights as an u
 from __future__ import annotations
 
 import math
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -22,21 +24,27 @@ from tqdm import tqdm
 
 from braindino.config import save_config
 from braindino.data.multicrop import MultiCropAugmentation
-from braindino.data.shards import SliceShardReader
-from braindino.engine.checkpoint import (
-    atomic_save,
-    find_latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
+from braindino.engine.checkpoint import atomic_save, load_checkpoint, save_checkpoint
+from braindino.engine.collective import main_decides
 from braindino.engine.host_memory import keep_freed_host_memory
 from braindino.engine.logger import RunLogger
-from braindino.engine.signals import install_signal_handlers
-from braindino.errors import BrainDinoError, ConfigError, DataError
+from braindino.engine.resume import check_resume_config, find_resume
+from braindino.engine.run_lock import RunLock
+from braindino.engine.signals import install_signal_handlers, signals_blocked
+from braindino.errors import BrainDinoError, ConfigError
 from braindino.ssl.build import (
+    CPU_PROCESSES_TORCH,  # noqa: F401  (tests import it from here)
+    RESUME_MAY_CHANGE,
+    augment_group_size,
+    build_accelerator,
     build_meta_arch,
     build_optimizer,
     build_schedules,
+    check_distribution,
+    cpu_cores,
+    cpu_recipe_warning,
+    distribution_kind,
+    open_shards,
     resolve_checkpoint,
 )
 from braindino.ssl.data import augment_groups, build_loader, sampling_weights, to_device
@@ -56,88 +64,13 @@ def step_seed(seed: int, iteration: int, rank: int) -> int:
     return (seed * 1_000_003 + iteration * 7_919 + rank * 104_729) % (2**63 - 1)
 
 
-def _accelerator(cfg: DictConfig):
-    from accelerate import Accelerator
-
-    want = cfg.run.device
-    use_cpu = want == "cpu" or (want == "auto" and not torch.cuda.is_available())
-    if want == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "run.device=cuda but no GPU is visible", path="run.device", fix="use auto"
-        )
-    precision = cfg.run.precision
-    if precision == "auto":
-        precision = "fp32" if use_cpu else "bf16"
-    if precision not in ("bf16", "fp32"):
-        raise ConfigError(
-            f"unknown precision '{precision}'", path="run.precision", fix="auto|bf16|fp32"
-        )
-    return Accelerator(cpu=use_cpu, mixed_precision="bf16" if precision == "bf16" else "no")
-
-
-def _distribution_kind(acc) -> str:
-    return str(getattr(acc.distributed_type, "value", acc.distributed_type))
-
-
-# Several CPU processes (gloo): in torch 2.6 and 2.7 destroying the process group hangs in about
-# one run in four, and FSDP2's all-gather fails on the CPU in 2.6; 2.8 does neither.
-CPU_PROCESSES_TORCH = "2.8"
-
-
-def _check_distribution(acc) -> None:
-    """DDP or the trainer's own FSDP2 sharding; DeepSpeed is not supported; several CPU
-    processes need torch >= ``CPU_PROCESSES_TORCH``."""
-    if _distribution_kind(acc) == "DEEPSPEED":
-        raise ConfigError(
-            "the pretrainer does not support DeepSpeed",
-            path="accelerate config",
-            fix="launch with configs/accelerate/ddp_bf16.yaml or fsdp.yaml",
-        )
-    if (
-        acc.num_processes > 1
-        and acc.device.type == "cpu"
-        and torch.__version__ < CPU_PROCESSES_TORCH
-    ):
-        raise ConfigError(
-            f"training with several CPU processes needs torch >= {CPU_PROCESSES_TORCH} "
-            f"(this is {torch.__version__}: its gloo teardown can hang when training ends)",
-            path="launch",
-            fix=f"upgrade torch to >= {CPU_PROCESSES_TORCH}, or train in one process or on GPUs",
-        )
+_check_distribution = check_distribution  # the name tests/test_distributed.py imports
 
 
 def _wants_sharding(cfg: DictConfig, acc) -> bool:
     """FSDP2 for the student: ``run.fsdp=true`` or an accelerate FSDP config, with >1 process."""
-    asked = bool(cfg.run.fsdp) or _distribution_kind(acc) == "FSDP"
+    asked = bool(cfg.run.fsdp) or distribution_kind(acc) == "FSDP"
     return asked and acc.num_processes > 1
-
-
-def _augment_group(cfg: DictConfig, batch_size: int) -> int:
-    group = cfg.data.augment_group
-    group = batch_size if group is None else int(group)
-    if group < 1 or batch_size % group:
-        raise ConfigError(
-            f"data.augment_group={group} does not divide data.batch_size_per_device={batch_size}",
-            path="data.augment_group",
-            fix="use a divisor of the per-process batch, or null (the whole batch)",
-        )
-    return group
-
-
-def _open_shards(cfg: DictConfig) -> SliceShardReader:
-    if not cfg.data.shards:
-        raise ConfigError(
-            "no slice shards given",
-            path="data.shards",
-            fix="prepare them with pretrain/prepare.py --out DIR, then pass data.shards=DIR",
-        )
-    if not Path(cfg.data.shards).is_dir():
-        raise DataError(
-            "slice shard folder not found",
-            path=cfg.data.shards,
-            fix="check data.shards or run pretrain/prepare.py --out that folder",
-        )
-    return SliceShardReader(cfg.data.shards)
 
 
 def _check_probe_config(p: DictConfig) -> None:
@@ -153,39 +86,25 @@ def _check_probe_config(p: DictConfig) -> None:
     check_probe_options(str(p.pooling), p.blocks, str(p.classifier), prefix="probe.")
 
 
-def _resume_path(cfg: DictConfig, run_dir: Path) -> Path | None:
-    mode = str(cfg.run.resume)
-    latest = find_latest_checkpoint(run_dir)
-    if mode == "auto":
-        return latest
-    if mode == "never":
-        if latest is not None:
-            raise ConfigError(
-                "run folder already holds checkpoints",
-                path=run_dir,
-                fix="use run.resume=auto to continue it, or a new run.out",
-            )
-        return None
-    return resolve_checkpoint(mode, "run.resume")
-
-
 class Trainer:
-    """Holds one run's state; :meth:`fit` trains until the schedule ends or a signal arrives."""
+    """Holds one run's state; :meth:`fit` trains until the schedule ends or a signal arrives.
 
-    def __init__(self, cfg: DictConfig):
+    The main process holds the run folder's lock (``run.lock``) from the start until :meth:`fit`
+    ends (or :meth:`close`). Resuming with a config that differs from the checkpoint's in a key
+    outside ``RESUME_MAY_CHANGE`` is refused unless ``allow_config_change``.
+    """
+
+    def __init__(self, cfg: DictConfig, allow_config_change: bool = False):
         self.cfg = cfg
-        self.acc = _accelerator(cfg)
+        self.allow_config_change = allow_config_change
+        self.acc = build_accelerator(cfg)
         _check_distribution(self.acc)
         self.rank, self.world = self.acc.process_index, self.acc.num_processes
         self.run_dir = Path(cfg.run.out)
-        self.reader = _open_shards(cfg)
+        self.reader = open_shards(cfg)
         self.batch_size = int(cfg.data.batch_size_per_device)
-        self.augment_group = _augment_group(cfg, self.batch_size)
+        self.augment_group = augment_group_size(cfg, self.batch_size)
         self.seed = int(cfg.run.seed)
-        torch.manual_seed(self.seed)  # identical initial weights on every rank
-        self.meta: SelfDistillation = build_meta_arch(cfg)
-        self.augment = MultiCropAugmentation.from_config(cfg.augment)
-        self.schedules = build_schedules(cfg, self.world)
         self.sharded = _wants_sharding(cfg, self.acc)
         if self.sharded and cfg.run.compile:
             raise ConfigError(
@@ -193,6 +112,25 @@ class Trainer:
                 path="run.compile",
                 fix="set run.compile=false, or train with DDP (run.fsdp=false)",
             )
+        if cfg.probe.enabled:  # a probe config mistake fails now, not after training
+            _check_probe_config(cfg.probe)
+        self._notes: list[str] = []  # for log.txt, once it is open
+        self.lock = RunLock(self.run_dir)
+        main_decides(self._lock, self.acc.is_main_process)
+        try:
+            self._build()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _build(self) -> None:
+        cfg = self.cfg
+        torch.manual_seed(self.seed)  # identical initial weights on every rank
+        self.meta: SelfDistillation = build_meta_arch(cfg)
+        parameters = sum(p.numel() for p in self.meta.student.parameters())
+        self._say(cpu_recipe_warning(cfg, parameters, self.acc.device.type, cpu_cores()))
+        self.augment = MultiCropAugmentation.from_config(cfg.augment)
+        self.schedules = build_schedules(cfg, self.world)
         # A sharded student gets its optimiser after sharding (its parameters are replaced).
         self.optimizer = None if self.sharded else build_optimizer(cfg, self.meta)
         self._optimizer_state: dict | None = None
@@ -201,8 +139,7 @@ class Trainer:
         self.skipped_steps = 0
         self.gram_refreshes = 0
         self._probe_set = None
-        if cfg.probe.enabled:  # a probe config mistake fails now, not after training
-            _check_probe_config(cfg.probe)
+        self._resume_state: dict | None = None
         sampler_state = self._maybe_resume()
         self.meta.to(self.acc.device)
         if self.acc.device.type == "cpu" and cfg.run.keep_host_memory:
@@ -232,20 +169,62 @@ class Trainer:
         )
         self.start_step = self.step
         self.log = RunLogger(self.run_dir, enabled=self.acc.is_main_process)
+        for note in self._notes:
+            self.log.line(note)
         if self.acc.is_main_process:
             save_config(cfg, self.run_dir / "config.yaml")
 
+    # ------------------------------------------------------------------ start-up
+    def _lock(self) -> None:
+        self.lock.acquire()
+        if self.lock.unsupported:
+            self._say(f"{self.lock.path}: not locked ({self.lock.unsupported} on this file system)")
+
+    def _say(self, line: str | None) -> None:
+        """Print a line on stderr (main process) and keep it for log.txt."""
+        if line and self.acc.is_main_process:
+            print(line, file=sys.stderr, flush=True)
+            self._notes.append(line)
+
+    def close(self) -> None:
+        """Close the logs and release the run folder (:meth:`fit` does it when it ends)."""
+        if hasattr(self, "log"):
+            self.log.close()
+        self.lock.release()
+
     # ------------------------------------------------------------------ checkpoints
+    def _choose_checkpoint(self) -> str | None:
+        path, state, notes = find_resume(str(self.cfg.run.resume), self.run_dir)
+        for note in notes:
+            self._say(note)
+        self._resume_state = state
+        return None if path is None else str(path)
+
     def _maybe_resume(self) -> dict | None:
-        path = _resume_path(self.cfg, self.run_dir)
-        if path is None:
+        chosen = main_decides(self._choose_checkpoint, self.acc.is_main_process)
+        if chosen is None:
             return None
-        state = load_checkpoint(path)
-        self.meta.student.load_state_dict(state["student"])
-        self.meta.teacher.load_state_dict(state["teacher"])
-        if state.get("gram_teacher") is not None:
-            self.meta.set_gram_teacher()
-            self.meta.gram_teacher.load_state_dict(state["gram_teacher"])
+        path = Path(chosen)
+        state = self._resume_state if self.acc.is_main_process else load_checkpoint(path)
+        self._resume_state = None
+        changes = check_resume_config(
+            state, self.run_dir, self.cfg, RESUME_MAY_CHANGE, path, self.allow_config_change
+        )
+        if changes:
+            self._say(f"config changed on resume (--allow-config-change): {'; '.join(changes)}")
+        try:
+            self.meta.student.load_state_dict(state["student"])
+            self.meta.teacher.load_state_dict(state["teacher"])
+            if state.get("gram_teacher") is not None:
+                self.meta.set_gram_teacher()
+                self.meta.gram_teacher.load_state_dict(state["gram_teacher"])
+        except RuntimeError as exc:  # e.g. size mismatches: the model settings changed
+            raise ConfigError(
+                "the checkpoint's weights do not fit the configured model (model or heads "
+                "settings changed)",
+                path=path,
+                fix="resume with the model settings it was trained with, or start a new run.out",
+            ) from exc
         if self.optimizer is None:
             self._optimizer_state = state["optimizer"]  # loaded once the student is sharded
         else:
@@ -400,14 +379,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> str:
-        """Train to the end of the schedule; returns ``"done"`` or ``"interrupted"``."""
+        """Train to the end of the schedule; returns ``"done"``, or ``"interrupted"`` when a signal
+        (SIGTERM, SIGUSR1, a first SIGINT) made it checkpoint and stop. Releases the run folder."""
+        try:
+            return self._fit()
+        finally:
+            self.close()
+
+    def _fit(self) -> str:
         cfg = self.cfg
         total = self.schedules.total_iters
         if self.step >= total:
             self.log.line("schedule already complete")
             return "done"
         self.log.line(f"training iterations {self.step}..{total - 1} on {self.world} process(es)")
-        stop = install_signal_handlers()
+        stop = install_signal_handlers(announce=self.acc.is_main_process)
         bar = tqdm(
             total=total,
             initial=self.step,
@@ -415,7 +401,8 @@ class Trainer:
             desc="pretrain",
             unit="it",
         )
-        data = iter(self.loader)
+        with signals_blocked():  # workers start with them blocked, then ignore them
+            data = iter(self.loader)
         tick, seen = time.perf_counter(), 0
         status = "done"
         try:
@@ -447,7 +434,8 @@ class Trainer:
                 if cfg.probe.enabled and probe_every and self.step % probe_every == 0:
                     self.probe()
                 if stop.should_exit():
-                    self.log.line(f"signal {stop.received}: checkpointing at {self.step}")
+                    names = "+".join(signal.Signals(n).name for n in stop.received)
+                    self.log.line(f"signal {names}: checkpointing at {self.step}")
                     if self.step % int(cfg.run.checkpoint_every) != 0 and self.step != total:
                         self.save()
                     status = "interrupted"
@@ -461,7 +449,6 @@ class Trainer:
             and not (int(cfg.probe.every) and self.step % int(cfg.probe.every) == 0)
         ):
             self.probe()
-        self.log.close()
         return status
 
     def _log_images(self, batch: dict) -> None:
@@ -524,10 +511,12 @@ def close_process_group() -> None:
         torch.distributed.destroy_process_group()
 
 
-def pretrain(cfg: DictConfig) -> str:
-    """Run (or resume) the pretraining described by a merged config; the process group is torn
-    down before returning (:func:`close_process_group`)."""
+def pretrain(cfg: DictConfig, allow_config_change: bool = False) -> str:
+    """Run (or resume) the pretraining described by a merged config: ``"done"`` or
+    ``"interrupted"`` (see :meth:`Trainer.fit`). ``allow_config_change`` resumes even when the
+    config differs from the checkpoint's (the change is recorded in log.txt). The process group is
+    torn down before returning (:func:`close_process_group`)."""
     try:
-        return Trainer(cfg).fit()
+        return Trainer(cfg, allow_config_change=allow_config_change).fit()
     finally:
         close_process_group()

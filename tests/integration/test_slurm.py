@@ -1,6 +1,7 @@
-"""slurm/*.sbatch on a real one-node SLURM cluster: pretraining with 2 CPU processes, preemption
-(USR1 warning signal and requeue) ending with the weights of an uninterrupted run, a downstream
-job array collected into one table, and a cluster that leaves nothing running.
+"""slurm/*.sbatch on a real one-node SLURM cluster: pretraining with 2 CPU processes (DataLoader
+workers on), preemption (USR1 warning signal and requeue) ending with the weights of an
+uninterrupted run, a downstream job array collected into one table, and a cluster that leaves
+nothing running.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ STEPS = EPOCHS * ITERS
 # steps (about 15 s) to run: at 40 steps (5 s left) a requeue once arrived after the run had
 # already finished, and the job completed without being interrupted.
 SIGNAL_AT = 4
+WORKERS = 2  # DataLoader workers per process, as real runs have (the default is 4)
 
 
 def _pretrain_args(shards: Path, out: Path) -> list[str]:
@@ -33,6 +35,7 @@ def _pretrain_args(shards: Path, out: Path) -> list[str]:
         "schedule.warmup_epochs=1", "schedule.teacher_temp_warmup_epochs=1",
         f"run.checkpoint_every={SIGNAL_AT}",
         "run.log_every=1", "augment.local_crops.number=2",
+        f"data.num_workers={WORKERS}",  # preemption signals reach the workers too
     ]  # fmt: skip
 
 
@@ -91,6 +94,7 @@ def test_preempted_job_resumes_to_the_uninterrupted_weights(cluster, shards, ref
     fields = cluster.job(job)
     assert fields["JobState"] == "COMPLETED", log.read_text()
     assert int(fields["Restarts"]) == 1, log.read_text()
+    assert "killed by signal" not in log.read_text()  # the workers ignored the signal
 
     lines = (run / "log.txt").read_text().splitlines()
     stops = [line for line in lines if "checkpointing at" in line]

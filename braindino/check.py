@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from braindino.cli import prog_name
 from braindino.data.conventions import LABEL_MAP_FIX, label_map_problem
 from braindino.data.inputs import VolumeInput
 from braindino.errors import BrainDinoError
@@ -120,7 +121,7 @@ def print_checks(results: Sequence[VolumeCheck], stream=None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m braindino.check`` command line."""
     parser = argparse.ArgumentParser(
-        prog="python -m braindino.check",
+        prog=prog_name("python -m braindino.check"),
         description="Print each volume's orientation, spacing, shape, intensity range and "
         "problems; exit 1 if any volume has problems.",
     )

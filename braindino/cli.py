@@ -18,6 +18,12 @@ DEBUG_FLAG = "--debug"
 DEBUG_VARIABLE = "BRAINDINO_DEBUG"
 
 
+def prog_name(script: str) -> str:
+    """How a usage line names the running command: ``braindino X`` under the ``braindino``
+    console command (``braindino.commands``), else ``script``."""
+    return sys.argv[0] if sys.argv and sys.argv[0].startswith("braindino ") else script
+
+
 def debug_requested(argv: list[str]) -> bool:
     """Whether ``--debug`` is in ``argv`` (then removed) or ``BRAINDINO_DEBUG`` is set (not 0)."""
     flagged = DEBUG_FLAG in argv[1:]

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from braindino.commands import COMMANDS as SUBCOMMANDS  # the braindino console command
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(
     str(path.relative_to(ROOT))
@@ -17,7 +19,11 @@ SCRIPTS = sorted(
 MODULES = ["braindino.check", "braindino.synth", "braindino.demo"]
 
 
-COMMANDS = [[script] for script in SCRIPTS] + [["-m", module] for module in MODULES]
+COMMANDS = (
+    [[script] for script in SCRIPTS]
+    + [["-m", module] for module in MODULES]
+    + [["-m", "braindino.commands", name] for name in SUBCOMMANDS]
+)
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) for c in COMMANDS])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from braindino.cli import prog_name
 from braindino.errors import ConfigError
 
 EXAMPLES = {
@@ -85,7 +86,7 @@ def build_parser(family: str) -> argparse.ArgumentParser:
     """The argument parser of one downstream script."""
     task = EXAMPLES[family]
     parser = argparse.ArgumentParser(
-        prog=f"downstream/{family}.py",
+        prog=prog_name(f"downstream/{family}.py"),
         description=f"Frozen-encoder {family} protocol: cached slice features, fixed splits, "
         "label fractions x seeds, heads selected on validation, test metrics with 95 % CIs "
         f"and a report. Example: python downstream/{family}.py --task {task}",

@@ -83,3 +83,20 @@ def write_table(table: pd.DataFrame, root: str | Path) -> tuple[Path, Path]:
         lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return csv, md
+
+
+def collect_main(argv: list[str] | None = None) -> int:
+    """The ``collect`` command line: parse the sweep folder, write and print the table."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Collect a downstream sweep's run folders into one table (results.csv + "
+        "results.md), e.g. after slurm/downstream.sbatch's job array."
+    )
+    parser.add_argument("root", help="the sweep folder (the --out given to the array jobs)")
+    args = parser.parse_args(argv)
+    table = collect(args.root)
+    csv, md = write_table(table, args.root)
+    print(md.read_text(encoding="utf-8"), end="")
+    print(f"{len(table)} rows: {csv}")
+    return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from braindino.cli import prog_name
 from braindino.downstream.cli import add_run_arguments, key_values, list_values
 from braindino.segment.model import HEADS
 
@@ -12,7 +13,7 @@ from braindino.segment.model import HEADS
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``downstream/segment.py``."""
     parser = argparse.ArgumentParser(
-        prog="downstream/segment.py",
+        prog=prog_name("downstream/segment.py"),
         description="Tumour / lesion segmentation over a frozen encoder: modalities mixed by a "
         "learned 1x1 conv, features of several blocks, a light x16 decoder (and the linear-probe "
         "baseline), trained on axial slices (Dice + cross-entropy, foreground oversampling, MRI "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from braindino.cli import prog_name
 from braindino.errors import ConfigError
 from braindino.synth.cohorts import COHORTS, task_cohorts
 
@@ -48,7 +49,7 @@ def _knobs(pairs: list[str]) -> dict[str, str]:
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(
-        prog="python -m braindino.synth",
+        prog=prog_name("python -m braindino.synth"),
         description="Write the synthetic brain-MRI cohort (MNI152 anatomy, real dataset layouts, "
         "ground truth, healthy pretraining pool, README with baseline numbers) into --out.",
     )

@@ -12,8 +12,6 @@ only ever names a complete checkpoint. In distributed runs only one process (ran
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
 import re
 from collections.abc import Callable
@@ -32,15 +30,6 @@ _CHECKPOINT = re.compile(r"^checkpoint-(\d+)\.pt$")
 def checkpoint_name(step: int) -> str:
     """Return the file name of the checkpoint at ``step`` (``checkpoint-000123.pt``)."""
     return f"checkpoint-{step:06d}.pt"
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # some file systems do not allow opening a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:

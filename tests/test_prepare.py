@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 from nibabel.testing import data_path
 
+from braindino.data.cli import main as prepare_main
 from braindino.data.inputs import (
     discover_inputs,
     find_volumes,
@@ -33,13 +33,6 @@ from braindino.errors import ConfigError, DataError
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "pretrain" / "prepare.py"
 FAST = ["preprocess.spacing=null", "preprocess.slices.size=32"]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("prepare_cli", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run_cli(*args, timeout=120):
@@ -177,7 +170,7 @@ def test_cli_prepares_good_volumes_and_reports_bad_ones(tmp_path, capsys):
         _save_scan(tmp_path / "in" / f"s{k}" / f"s{k}_T1.nii.gz", k)
     _save_bad_files(tmp_path / "in" / "bad")
     out = tmp_path / "out"
-    code = _load_script().main(
+    code = prepare_main(
         ["--out", str(out), str(tmp_path / "in"), "--quiet", *FAST, "shards.slices_per_shard=70"]
     )
     assert code == 0
@@ -201,7 +194,7 @@ def test_cli_prepares_good_volumes_and_reports_bad_ones(tmp_path, capsys):
     assert json.loads(printed.out.strip().splitlines()[-1])["volumes_skipped"] == 4
     # a second run with the same inputs finds the work done and changes nothing
     before = _files(out)
-    assert _load_script().main(["--out", str(out), str(tmp_path / "in"), "--quiet", *FAST,
+    assert prepare_main(["--out", str(out), str(tmp_path / "in"), "--quiet", *FAST,
                                 "shards.slices_per_shard=70"]) == 0  # fmt: skip
     assert _files(out) == before
 
@@ -254,7 +247,7 @@ def test_example_config_documents_three_datasets():
 def test_dry_run_checks_without_writing(tmp_path, capsys):
     _save_scan(tmp_path / "in" / "good_T1.nii.gz")
     _save_bad_files(tmp_path / "in")
-    code = _load_script().main(["--dry-run", str(tmp_path / "in"), "--quiet"])
+    code = prepare_main(["--dry-run", str(tmp_path / "in"), "--quiet"])
     assert code == 1
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 6 and lines[-1] == "5 volume(s) checked, 4 with problems"
@@ -281,7 +274,7 @@ def test_config_with_named_datasets_weights_and_modalities(tmp_path):
     )
     out = tmp_path / "out"
     args = ["--config", str(config), "--out", str(out), "--quiet", *FAST]
-    assert _load_script().main([*args, "datasets.brats_like.weight=0.5"]) == 0
+    assert prepare_main([*args, "datasets.brats_like.weight=0.5"]) == 0
     reader = SliceShardReader(out)
     assert reader.dataset_names == ["brats_like", "ixi_like"]
     np.testing.assert_array_equal(reader.dataset_weights, [0.5, 2.0])

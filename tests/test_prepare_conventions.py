@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from braindino.data.cli import main as prepare_main
 from braindino.data.conventions import label_map_problem
 from braindino.data.prepare import collect_inputs, load_prepare_config
 from braindino.synth.layouts import layout_for
@@ -34,13 +34,6 @@ EXTRA_FILES = {
     "atlas": {"MNI152NLin2009aSym.nii.gz": "bundled template"},
 }
 MODALITIES = {"T1": "T1", "T1c": "T1c", "T2": "T2", "FLAIR": "FLAIR"}
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("prepare_cli", REPO / "pretrain" / "prepare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _touch(path: Path) -> None:
@@ -114,7 +107,7 @@ def test_prepare_skips_unnamed_label_maps_and_reports_every_left_out_file(tmp_pa
     nib.save(nib.Nifti1Image(tumour, affine), segm)
     nib.save(nib.Nifti1Image(tumour, affine), case / "UPENN-GBM-00001_11_tumour.nii.gz")
     out = tmp_path / "out"
-    assert _load_script().main(["--out", str(out), str(tmp_path / "in"), "--quiet", *FAST]) == 0
+    assert prepare_main(["--out", str(out), str(tmp_path / "in"), "--quiet", *FAST]) == 0
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["volumes_ok"] == 1
     ((skipped),) = report["volumes_skipped"]

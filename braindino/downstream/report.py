@@ -210,6 +210,7 @@ def data_summary(manifest: pd.DataFrame, out: Path) -> dict[str, Any]:
         "left_out": dict(manifest.attrs.get("dropped") or {}),
         "patients": int(manifest["patient"].nunique()) if "patient" in manifest.columns else None,
         "timepoints": bool(timepoints),
+        "timepoint": manifest.attrs.get("timepoint", "baseline"),
     }
 
 
@@ -220,7 +221,15 @@ def data_lines(data: dict[str, Any]) -> list[str]:
         for name, s in data["sources"].items()
     ]
     if data["timepoints"]:
-        lines.append(f"- {data['patients']} patients; the scans of one patient share a split")
+        kept = (
+            "every timepoint is a sample"
+            if data["timepoint"] == "all"
+            else "each patient's baseline (earliest timepoint) is its sample"
+        )
+        lines.append(
+            f"- {data['patients']} patients; {kept} (data.timepoint); a patient's scans share "
+            "a split"
+        )
     left = DropLog(dict(data["left_out"]))
     where = " (each in excluded.csv)" if left.counts else ""
     lines.append(f"- left out: {left.summary()}{where}")

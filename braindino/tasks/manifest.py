@@ -157,6 +157,11 @@ def load_manifest(
     subjects = int(frame["subject"].nunique())
     sources = {str(task.name): {"root": str(path), "subjects": subjects}}
     frame.attrs.update(
-        {"sources": sources, "dropped": dict(log.counts), "excluded": list(log.excluded)}
+        {
+            "sources": sources,
+            "dropped": dict(log.counts),
+            "excluded": list(log.excluded),
+            "timepoint": str(task.data.timepoint),
+        }
     )
     return frame

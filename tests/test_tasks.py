@@ -323,3 +323,17 @@ def test_label_fractions_keep_every_class_and_are_nested():
     assert subsets[0.1] != label_fraction_subjects(splits, 0.1, seed=4)
     with pytest.raises(ConfigError):
         label_fraction_subjects(splits, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        ("data.patient=(UPENN", "data.patient '(UPENN' is not a valid regular expression"),
+        ("data.patient=UPENN-GBM", "data.patient has no (?P<patient>...) group"),
+        ("data.images.T1c=x.nii", "data.images.T1c has no (?P<subject>...) group"),
+    ],
+)
+def test_a_bad_pattern_fails_when_the_task_loads(override, said):
+    with pytest.raises(ConfigError) as info:
+        load_task("upenn_cox", [override])
+    assert said in str(info.value) and "Fix:" in str(info.value)

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from braindino.errors import ConfigError
+from braindino.tasks.registry import config_regex
 
 _DIGITS = re.compile(r"\d+")
 _FOLDER_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")  # ADNI's <date> folder: 2006-04-18_08_20_30.0
@@ -35,24 +35,10 @@ def list_files(root: Path) -> list[str]:
 
 def compile_patterns(patterns: Mapping[str, str]) -> dict[str, re.Pattern]:
     """Compile ``role -> regex``; each must have a ``(?P<subject>...)`` group."""
-    compiled = {}
-    for role, text in patterns.items():
-        try:
-            regex = re.compile(str(text))
-        except re.error as exc:
-            raise ConfigError(
-                f"data.images.{role} is not a valid regular expression ({exc})",
-                path="task config",
-                fix="correct the pattern",
-            ) from exc
-        if "subject" not in regex.groupindex:
-            raise ConfigError(
-                f"data.images.{role} has no (?P<subject>...) group",
-                path="task config",
-                fix="mark the part of the path that names the subject with (?P<subject>...)",
-            )
-        compiled[role] = regex
-    return compiled
+    return {
+        role: config_regex(str(text), f"data.images.{role}", "task config", "subject")
+        for role, text in patterns.items()
+    }
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from braindino.errors import ConfigError, DataError
-from braindino.tasks.registry import as_list
+from braindino.tasks.registry import as_list, config_regex
 
 
 def normalise_value(value: Any) -> str:
@@ -74,14 +74,9 @@ class LabelRules:
                     path=f"task {cfg.name}",
                     fix="write [['mutat', mutant]]",
                 )
-            try:
-                patterns.append((re.compile(str(items[0]), re.IGNORECASE), str(items[1])))
-            except re.error as exc:
-                raise ConfigError(
-                    f"labels.patterns regex '{items[0]}' is invalid ({exc})",
-                    path=f"task {cfg.name}",
-                    fix="correct the regular expression",
-                ) from exc
+            where = f"task {cfg.name}"
+            regex = config_regex(str(items[0]), "labels.patterns", where, flags=re.IGNORECASE)
+            patterns.append((regex, str(items[1])))
         threshold = None if labels.threshold is None else float(labels.threshold)
         missing = {normalise_value(v) for v in labels.missing}
         return cls(classes, mapping, patterns, threshold, labels.transform, missing)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,28 @@ def as_list(value: Any) -> list[str]:
     if isinstance(value, (list, tuple, ListConfig)):
         return [str(v) for v in value]
     return [str(value)]
+
+
+def config_regex(
+    text: str, key: str, where: str, group: str | None = None, flags: int = 0
+) -> re.Pattern:
+    """``text`` (the value of config ``key``) compiled; ConfigError when it is not a valid
+    regular expression, or lacks the named ``group`` (``(?P<subject>...)``)."""
+    try:
+        regex = re.compile(str(text), flags)
+    except re.error as exc:
+        raise ConfigError(
+            f"{key} '{text}' is not a valid regular expression ({exc})",
+            path=where,
+            fix="correct the pattern",
+        ) from exc
+    if group is not None and group not in regex.groupindex:
+        raise ConfigError(
+            f"{key} has no (?P<{group}>...) group",
+            path=where,
+            fix=f"mark the part naming the {group} with (?P<{group}>...)",
+        )
+    return regex
 
 
 def _task_file(name: str | Path) -> Path:
@@ -150,6 +173,10 @@ def validate_task(cfg: DictConfig) -> None:
                 path=where,
                 fix="give every role in data.inputs a regular expression under data.images",
             )
+    if data.patient:
+        config_regex(str(data.patient), "data.patient", where, "patient")
+    for role, text in data.images.items():
+        config_regex(str(text), f"data.images.{role}", where, "subject")
     if cfg.target == "class" and data.adapter != "csv" and not as_list(cfg.labels.classes):
         raise ConfigError(
             "a class task needs labels.classes", path=where, fix="list the class names in order"

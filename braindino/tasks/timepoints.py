@@ -14,29 +14,15 @@ import re
 import pandas as pd
 from omegaconf import DictConfig
 
-from braindino.errors import ConfigError
 from braindino.tasks.droplog import DropLog
+from braindino.tasks.registry import config_regex
 
 
 def _pattern(task: DictConfig) -> re.Pattern | None:
     text = task.data.patient
     if not text:
         return None
-    try:
-        regex = re.compile(str(text))
-    except re.error as exc:
-        raise ConfigError(
-            f"data.patient is not a valid regular expression ({exc})",
-            path=f"task {task.name}",
-            fix="correct the pattern",
-        ) from exc
-    if "patient" not in regex.groupindex:
-        raise ConfigError(
-            "data.patient has no (?P<patient>...) group",
-            path=f"task {task.name}",
-            fix="mark the part of the subject id naming the patient with (?P<patient>...)",
-        )
-    return regex
+    return config_regex(str(text), "data.patient", f"task {task.name}", "patient")
 
 
 def _order(timepoint: object) -> tuple:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from braindino.synth.layouts import Layout
+from braindino.synth.layout_base import Layout
 
 EPOCH = dt.datetime(2006, 1, 2, 8, 0, 0)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from braindino.synth.layouts import Layout
+from braindino.synth.layout_base import Layout
 
 LEGACY_LABELS = {1: 1, 2: 2, 3: 4}  # BraTS 2021 / UPENN / UCSF
 BRATS2023_LABELS = {1: 1, 2: 2, 3: 3}

@@ -21,6 +21,7 @@ from braindino.engine.checkpoint import (
 )
 from braindino.engine.signals import GracefulExit, install_signal_handlers
 from braindino.errors import BrainDinoError
+from braindino.io import atomic
 
 
 def _state(step: int) -> dict:
@@ -67,7 +68,7 @@ def test_crash_while_updating_latest_leaves_a_valid_pointer(tmp_path, monkeypatc
             raise OSError("disk full")
         real_replace(src, dst)
 
-    monkeypatch.setattr(ckpt.os, "replace", failing_replace)
+    monkeypatch.setattr(atomic.os, "replace", failing_replace)  # where every writer renames
     with pytest.raises(OSError):
         save_checkpoint(_state(2), tmp_path, 2)
     monkeypatch.undo()

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# (script family, task, head)
+# (script, task, head)
 RUNS = (
     ("classify", "brats_sequence", "mean_mlp"),
     ("classify", "brats_sequence", "attention"),
@@ -85,14 +85,14 @@ def main() -> None:
         "| task | head | encoder | n test | primary (mean over seeds) | bound | chance |",
         "|---|---|---|---|---|---|---|",
     ]
-    for family, task, head in RUNS:
+    for script, task, head in RUNS:
         if wanted and task not in wanted:
             continue
         out = root / f"{task}-{head}"
         run_downstream(
             RunOptions(
                 task=task,
-                family=family,
+                script=script,
                 encoder=args.encoder,
                 out=str(out),
                 label_fractions=[1.0],

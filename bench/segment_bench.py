@@ -52,10 +52,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
+    from braindino.downstream.segmentation.augment import augment_batch
+    from braindino.downstream.segmentation.model import SegmentationModel
     from braindino.losses import dice_loss
     from braindino.models import load_encoder
-    from braindino.segment.augment import augment_batch
-    from braindino.segment.model import SegmentationModel
 
     device = args.device
     encoder = load_encoder(f"random:{args.arch}", map_location=device)

@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str, tuple, str]] = {
     "regress": ("braindino.downstream.cli", "main", ("regress",), "regression tasks"),
     "survival": ("braindino.downstream.cli", "main", ("survival",), "survival tasks (Cox)"),
     "knn": ("braindino.downstream.cli", "main", ("knn",), "k-NN evaluation"),
-    "segment": ("braindino.segment.cli", "main", (), "segmentation tasks"),
+    "segment": ("braindino.downstream.cli", "main", ("segment",), "segmentation tasks"),
     "collect": ("braindino.downstream.collect", "collect_main", (), "join a sweep's runs"),
     "demo": ("braindino.demo", "main", (), "the whole pipeline on the synthetic cohort"),
 }

@@ -13,7 +13,7 @@ import pytest
 from lifelines.utils import concordance_index as lifelines_cindex
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 
-import braindino.downstream.runner as runner
+import braindino.downstream.volume as runner
 import braindino.features.cache as feature_cache
 from braindino.downstream.cli import main
 from braindino.errors import BrainDinoError, ConfigError

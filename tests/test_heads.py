@@ -335,3 +335,23 @@ def test_build_head_by_config_name() -> None:
         build_head("regression", 8, hiden=3)
     with pytest.raises(ConfigError, match=r"labels\.classes"):
         build_head("attention", 8)
+
+
+def test_one_selection_loop_keeps_the_first_of_tied_scores_and_minimises_by_default() -> None:
+    from braindino.heads.selection import FitHistory, train_with_selection
+
+    scores = [3.0, 2.0, 2.0, 1.5, 4.0]  # minimised: ties do not replace, epoch 4 is the best
+    kept = []
+    history = FitHistory()
+    best = train_with_selection(
+        epochs=5,
+        train_epoch=lambda epoch: 10.0 - epoch,
+        validate=lambda epoch: (scores[epoch - 1], None),
+        snapshot=lambda: kept.append(len(kept)) or {"epoch": torch.tensor(len(history.val_metric))},
+        history=history,
+        patience=None,
+    )
+    assert history.best_epoch == 4 and history.best_val_metric == 1.5
+    assert int(best["epoch"]) == 4 and len(kept) == 3  # epochs 1, 2 and 4 improved
+    assert history.train_loss == [9.0, 8.0, 7.0, 6.0, 5.0] and history.val_loss == []
+    assert not history.stopped_early

@@ -18,14 +18,9 @@ import torch
 
 from braindino.errors import ConfigError, DataError
 from braindino.io import read_volume
+from braindino.metrics import knn_balanced_accuracy, logreg_balanced_accuracy
 from braindino.preprocess import preprocess_config, preprocess_volume
-from braindino.ssl.probe import (
-    ProbeSet,
-    knn_balanced_accuracy,
-    lesion_slices,
-    logreg_balanced_accuracy,
-    slice_task,
-)
+from braindino.ssl.probe import ProbeSet, lesion_slices, slice_task
 
 SLAB = (40, 50)  # axial source indices of the lesion slab (MNI 2 mm grid: 91 slices)
 SPACING = {"spacing": [2.0, 2.0, 2.0]}

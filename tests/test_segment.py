@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import braindino.segment.runner as runner
+import braindino.downstream.segmentation.kind as runner
+from braindino.downstream.cli import main
+from braindino.downstream.segmentation import LabelScheme, evaluate_case, prepare_case
 from braindino.errors import ConfigError
 from braindino.features import encoder_preprocess
-from braindino.segment import LabelScheme, evaluate_case, prepare_case
-from braindino.segment.cli import main
 from braindino.tasks import load_task
 
 ENCODER = "random:vit_micro_patch16_dinov3"
@@ -77,7 +77,7 @@ def run(cohort, tmp_path_factory):
         str(cache),
         *FAST,
     ]
-    assert main(argv) == 0
+    assert main("segment", argv) == 0
     mp.undo()
     return out, calls
 
@@ -183,4 +183,4 @@ def test_prediction_for_a_permuted_flipped_input_overlays_it_exactly(run, tmp_pa
 
 def test_a_classification_task_is_refused_in_one_line(cohort, tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"adni is a class task.*classify.py --task adni"):
-        main(["--task", "adni", "--encoder", ENCODER, "--out", str(tmp_path), "--quiet"])
+        main("segment", ["--task", "adni", "--encoder", ENCODER, "--out", str(tmp_path), "--quiet"])

@@ -10,13 +10,18 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from braindino.downstream.segmentation import (
+    LabelScheme,
+    ModalityMixer,
+    SegmentationModel,
+    even_blocks,
+)
+from braindino.downstream.segmentation.augment import augment_batch
+from braindino.downstream.segmentation.cases import CaseSlices, prepare_case
+from braindino.downstream.segmentation.slice_batches import SliceSampler
 from braindino.errors import BrainDinoError, ConfigError, DataError
 from braindino.metrics import dice, hd95
 from braindino.models import load_encoder
-from braindino.segment import LabelScheme, ModalityMixer, SegmentationModel, even_blocks
-from braindino.segment.augment import augment_batch
-from braindino.segment.cases import CaseSlices, prepare_case
-from braindino.segment.sampling import SliceSampler
 from braindino.tasks import load_task
 
 PREPROCESS = {"spacing": 2.0, "slices": {"size": 32}}

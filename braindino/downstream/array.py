@@ -44,15 +44,15 @@ def grid(tasks: Sequence[str], fractions: Sequence[float], seeds: Sequence[int])
     return [Cell(t, f, s) for t in tasks for f in levels for s in seeds]
 
 
-def family_of(task: str, overrides: Sequence[str] = ()) -> str:
+def script_of(task: str, overrides: Sequence[str] = ()) -> str:
     """The downstream script that runs ``task`` (from its target type and head)."""
-    from braindino.downstream.options import FAMILIES
+    from braindino.downstream.options import SCRIPTS
     from braindino.tasks import load_task
 
     config = load_task(task, list(overrides) or None)
     if str(config.head) == "knn":
         return "knn"
-    return next(f for f, targets in FAMILIES.items() if config.target in targets)
+    return next(s for s, targets in SCRIPTS.items() if config.target in targets)
 
 
 def cell_argv(cell: Cell, root: Path, extra: Sequence[str]) -> list[str]:
@@ -99,10 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from braindino.downstream.cli import main as run_script
 
     cell = cells[args.index]
-    family = family_of(cell.task)
+    script = script_of(cell.task)
     argv = cell_argv(cell, Path(args.out), extra)
-    print(f"cell {args.index}/{len(cells)}: downstream/{family}.py {' '.join(argv)}", flush=True)
-    return run_script(family, argv)
+    print(f"cell {args.index}/{len(cells)}: downstream/{script}.py {' '.join(argv)}", flush=True)
+    return run_script(script, argv)
 
 
 if __name__ == "__main__":

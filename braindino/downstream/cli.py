@@ -1,5 +1,6 @@
-"""The shared command line of ``downstream/classify.py``, ``regress.py``, ``survival.py`` and
-``knn.py``: parse arguments into ``RunOptions`` and run the protocol."""
+"""The command line of every downstream script (``classify.py``, ``regress.py``,
+``survival.py``, ``knn.py``, ``segment.py``): the shared arguments, the script's own ones,
+parsed into ``RunOptions`` / ``SegmentOptions``, then the protocol."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 from collections.abc import Sequence
 
 from braindino.cli import prog_name
+from braindino.downstream.options import SEGMENTATION_HEADS, RunOptions, SegmentOptions
 from braindino.errors import ConfigError
 
 EXAMPLES = {
@@ -14,7 +16,11 @@ EXAMPLES = {
     "regress": "brain_age",
     "survival": "upenn_cox",
     "knn": "knn",
+    "segment": "brats2021",
 }
+SEGMENTATION_TASKS = (
+    "brats2021, brats2023_gli, brats2023_men, brats2023_met, brats2024_goat, atlas_lesion"
+)
 
 
 def list_values(values: Sequence[str] | None, kind: type, flag: str) -> list:
@@ -82,59 +88,130 @@ def add_run_arguments(parser: argparse.ArgumentParser, task: str, task_help: str
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-def build_parser(family: str) -> argparse.ArgumentParser:
-    """The argument parser of one downstream script."""
-    task = EXAMPLES[family]
-    parser = argparse.ArgumentParser(
-        prog=prog_name(f"downstream/{family}.py"),
-        description=f"Frozen-encoder {family} protocol: cached slice features, fixed splits, "
-        "label fractions x seeds, heads selected on validation, test metrics with 95 % CIs "
-        f"and a report. Example: python downstream/{family}.py --task {task}",
-    )
-    add_run_arguments(parser, task, f"task name or YAML (default {task})")
+def add_volume_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of the volume-head scripts (classify, regress, survival, knn)."""
     parser.add_argument("--head", help="head (mean_mlp, attention, regression, cox; task default)")
     parser.add_argument("--feature", default="cls", help="cls | patch_mean | cls+patch_mean")
     parser.add_argument("--epochs", type=int, default=50, help="max head epochs (default 50)")
     parser.add_argument("--lr", type=float, help="head learning rate (default 1e-3)")
     parser.add_argument("--batch-size", type=int, default=16, help="head batch (default 16)")
     parser.add_argument("--cache", help="feature cache (default ~/.cache/braindino/features)")
+
+
+def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``downstream/segment.py``."""
+    heads = ", ".join(SEGMENTATION_HEADS)
+    parser.add_argument("--head", action="append", help=f"head(s): {heads} (default both)")
+    parser.add_argument(
+        "--blocks", help="encoder blocks for the decoder, e.g. 2,5,8,11 (default 4 evenly spaced)"
+    )
+    parser.add_argument("--width", type=int, default=128, help="decoder width (default 128)")
+    parser.add_argument("--epochs", type=int, default=20, help="max epochs (default 20)")
+    parser.add_argument("--steps-per-epoch", type=int, help="default: training slices / batch")
+    parser.add_argument("--batch-size", type=int, default=16, help="slices per step (16)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="head learning rate (1e-3)")
+    parser.add_argument(
+        "--unfreeze-encoder",
+        action="store_true",
+        help="also train the encoder (off by default; reported)",
+    )
+    parser.add_argument(
+        "--encoder-lr",
+        type=float,
+        default=1e-5,
+        help="encoder learning rate with --unfreeze-encoder (1e-5)",
+    )
+    parser.add_argument(
+        "--foreground-fraction",
+        type=float,
+        default=0.5,
+        help="share of batch slices drawn from labelled slices (0.5)",
+    )
+    parser.add_argument("--no-augment", action="store_true", help="switch augmentation off")
+    parser.add_argument("--patience", type=int, default=10, help="early-stop epochs (10)")
+    parser.add_argument(
+        "--no-predictions",
+        action="store_true",
+        help="do not write prediction NIfTIs (no overlays either)",
+    )
+    parser.add_argument("--cache", help="prepared-slice store (default ~/.cache/braindino/segment)")
+
+
+DESCRIPTIONS = {
+    "segment": "Tumour / lesion segmentation over a frozen encoder: modalities mixed by a "
+    "learned 1x1 conv, features of several blocks, a light x16 decoder (and the linear-probe "
+    "baseline), trained on axial slices (Dice + cross-entropy, foreground oversampling, MRI "
+    "augmentation), selected on validation; predictions written in each case's original "
+    "image space, per-case Dice/HD95, bootstrap CIs and a report.",
+}
+
+
+def build_parser(script: str) -> argparse.ArgumentParser:
+    """The argument parser of one downstream script."""
+    task = EXAMPLES[script]
+    description = DESCRIPTIONS.get(
+        script,
+        f"Frozen-encoder {script} protocol: cached slice features, fixed splits, label "
+        "fractions x seeds, heads selected on validation, test metrics with 95 % CIs and a "
+        "report.",
+    )
+    parser = argparse.ArgumentParser(
+        prog=prog_name(f"downstream/{script}.py"),
+        description=f"{description} Example: python downstream/{script}.py --task {task}",
+    )
+    if script == "segment":
+        add_run_arguments(parser, task, f"{SEGMENTATION_TASKS} or a YAML (default {task})")
+        add_segment_arguments(parser)
+    else:
+        add_run_arguments(parser, task, f"task name or YAML (default {task})")
+        add_volume_arguments(parser)
     return parser
 
 
-def parse_options(family: str, argv: Sequence[str] | None = None):
-    """``RunOptions`` from command-line arguments."""
-    from braindino.downstream.options import RunOptions
-
-    args = build_parser(family).parse_args(argv)
-    fractions = list_values(args.label_fraction, float, "--label-fraction") or None
-    compare = [c for c in list_values(args.compare, str, "--compare")]
-    return RunOptions(
+def parse_options(script: str, argv: Sequence[str] | None = None) -> RunOptions | SegmentOptions:
+    """``RunOptions`` (or, for ``segment``, ``SegmentOptions``) from command-line arguments."""
+    args = build_parser(script).parse_args(argv)
+    shared = dict(
         task=args.task,
-        family=family,
         encoder=args.encoder,
         data_root=args.data_root,
         out=args.out,
-        label_fractions=fractions,
+        label_fractions=list_values(args.label_fraction, float, "--label-fraction") or None,
         seeds=list_values(args.seeds, int, "--seeds") or [0],
-        compare=compare,
-        head=args.head,
-        feature=args.feature,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
+        compare=list_values(args.compare, str, "--compare"),
         bootstrap=args.bootstrap,
         overrides=list(args.set),
         preprocess=key_values(args.preprocess, "--preprocess"),
         cache=args.cache,
         progress=not args.quiet,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+    )
+    if script != "segment":
+        return RunOptions(script=script, head=args.head, feature=args.feature, **shared)
+    return SegmentOptions(
+        heads=list_values(args.head, str, "--head") or list(SEGMENTATION_HEADS),
+        blocks=list_values([args.blocks] if args.blocks else None, int, "--blocks") or None,
+        width=args.width,
+        steps_per_epoch=args.steps_per_epoch,
+        unfreeze_encoder=args.unfreeze_encoder,
+        encoder_lr=args.encoder_lr,
+        foreground_fraction=args.foreground_fraction,
+        augment=not args.no_augment,
+        patience=args.patience,
+        save_predictions=not args.no_predictions,
+        **shared,
     )
 
 
-def main(family: str, argv: Sequence[str] | None = None) -> int:
+def main(script: str, argv: Sequence[str] | None = None) -> int:
     """Run one downstream script; prints where the report is."""
-    from braindino.downstream.runner import run_downstream
+    from braindino.downstream.segmentation.kind import run_segmentation
+    from braindino.downstream.volume import run_downstream
 
-    options = parse_options(family, argv)
-    metrics = run_downstream(options)
+    options = parse_options(script, argv)
+    run = run_segmentation if isinstance(options, SegmentOptions) else run_downstream
+    metrics = run(options)  # type: ignore[arg-type]
     print(f"report: {metrics['out']}/report.md")
     return 0

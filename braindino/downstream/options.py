@@ -9,13 +9,15 @@ from typing import Any
 
 from braindino.errors import ConfigError
 
-# script family -> the task target types it runs
-FAMILIES = {
+# downstream script -> the task target types it runs
+SCRIPTS = {
     "classify": ("class",),
     "regress": ("regression",),
     "survival": ("survival",),
     "knn": ("class",),
+    "segment": ("segmentation",),
 }
+SEGMENTATION_HEADS = ("decoder", "linear")
 FEATURES = ("cls", "patch_mean", "registers_mean", "cls+patch_mean")
 DEMO_ENCODER = Path("demo_out") / "encoder"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -50,13 +52,24 @@ class ProtocolOptions:
         """JSON/YAML-ready dict of the options."""
         return asdict(self)
 
+    def check_numbers(self, **positive: Any) -> None:
+        """One-line errors for the seeds, label fractions, ``--epochs``, ``--batch-size``,
+        ``--bootstrap`` and the ``positive`` flags (``name=value``, integers >= 1)."""
+        flags = {
+            "--epochs": getattr(self, "epochs", 1),
+            "--batch-size": getattr(self, "batch_size", 1),
+        }
+        flags["--bootstrap"] = self.bootstrap
+        flags.update({f"--{name}": value for name, value in positive.items()})
+        check_run_numbers(self.seeds, self.label_fractions, flags)
+
 
 @dataclass
 class RunOptions(ProtocolOptions):
     """One classify / regress / survival / knn run: the shared options (``ProtocolOptions``)
-    plus the script family and the head's training settings."""
+    plus the script and the head's training settings."""
 
-    family: str = "classify"
+    script: str = "classify"
     head: str | None = None
     feature: str = "cls"
     epochs: int = 50
@@ -65,11 +78,12 @@ class RunOptions(ProtocolOptions):
     patience: int | None = 10
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
+        volume_scripts = [s for s in SCRIPTS if s != "segment"]
+        if self.script not in volume_scripts:
             raise ConfigError(
-                f"unknown family {self.family!r}",
-                path="family",
-                fix=f"use one of {', '.join(FAMILIES)}",
+                f"unknown script {self.script!r}",
+                path="script",
+                fix=f"use one of {', '.join(volume_scripts)}",
             )
         if self.feature not in FEATURES:
             raise ConfigError(
@@ -77,15 +91,46 @@ class RunOptions(ProtocolOptions):
                 path="--feature",
                 fix=f"use one of {', '.join(FEATURES)}",
             )
-        check_run_numbers(
-            self.seeds,
-            self.label_fractions,
-            {
-                "--epochs": self.epochs,
-                "--batch-size": self.batch_size,
-                "--bootstrap": self.bootstrap,
-            },
-        )
+        self.check_numbers()
+
+
+@dataclass
+class SegmentOptions(ProtocolOptions):
+    """One ``downstream/segment.py`` run. ``None`` means the task's (or protocol's) default.
+
+    ``heads``: ``decoder`` (multi-block features, x16 transposed-conv decoder) and/or ``linear``
+    (the linear-probe baseline); both by default, on the same splits. ``compare``: baseline
+    encoders (``random`` = random init of the main encoder's architecture).
+    ``unfreeze_encoder``: also train the encoder at ``encoder_lr`` (off by default; reported).
+    """
+
+    heads: list[str] = field(default_factory=lambda: list(SEGMENTATION_HEADS))
+    blocks: list[int] | None = None
+    width: int = 128
+    epochs: int = 20
+    steps_per_epoch: int | None = None
+    batch_size: int = 16
+    lr: float = 1e-3
+    unfreeze_encoder: bool = False
+    encoder_lr: float = 1e-5
+    foreground_fraction: float = 0.5
+    augment: bool = True
+    patience: int | None = 10
+    save_predictions: bool = True
+
+    def __post_init__(self) -> None:
+        bad = [h for h in self.heads if h not in SEGMENTATION_HEADS]
+        if bad or not self.heads:
+            raise ConfigError(
+                f"unknown head(s) {bad or '(none)'}", path="--head", fix="use decoder and/or linear"
+            )
+        self.check_numbers(width=self.width)
+        if not 0 <= self.foreground_fraction <= 1:
+            raise ConfigError(
+                f"must be in [0, 1], got {self.foreground_fraction}",
+                path="--foreground-fraction",
+                fix="use e.g. 0.5",
+            )
 
 
 def check_run_numbers(

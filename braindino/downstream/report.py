@@ -3,60 +3,26 @@ and ``report.md`` (tables of every metric with 95 % bootstrap intervals, and the
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
 from braindino.downstream import plots
-from braindino.downstream.families import Family
 from braindino.downstream.options import RunOptions
-from braindino.tasks import SPLITS, DropLog
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf -> None, numpy scalars -> Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(float(value)) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def summarise(results: list[dict]) -> pd.DataFrame:
-    """Mean and sd over seeds of every metric, per encoder and label fraction."""
-    rows = []
-    for result in results:
-        for name, stats in result["metrics"].items():
-            rows.append(
-                {
-                    "encoder": result["encoder"],
-                    "fraction": result["fraction"],
-                    "metric": name,
-                    "value": stats["value"],
-                }
-            )
-    frame = pd.DataFrame(rows)
-    grouped = frame.groupby(["encoder", "fraction", "metric"], sort=False)["value"]
-    return grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
-
-
-def _fmt(stats: dict[str, float]) -> str:
-    value, low, high = stats["value"], stats["low"], stats["high"]
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    if low is None or not math.isfinite(low):
-        return f"{value:.3g}"
-    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+from braindino.downstream.run_folder import (
+    encoders_line,
+    format_ci,
+    run_summary,
+    split_counts,
+    summarise,
+    summary_table,
+    write_outputs,
+)
+from braindino.downstream.target_kinds import TargetKind
+from braindino.tasks import DropLog
 
 
 def _results_table(results: list[dict]) -> list[str]:
@@ -66,22 +32,11 @@ def _results_table(results: list[dict]) -> list[str]:
         "|---|---|---|---|" + "---|" * len(names),
     ]
     for r in results:
-        cells = [_fmt(r["metrics"][n]) if n in r["metrics"] else "" for n in names]
+        cells = [format_ci(r["metrics"][n]) if n in r["metrics"] else "" for n in names]
         lines.append(
             f"| {r['encoder']} | {r['fraction']:g} | {r['seed']} | {r['n_train']} | "
             + " | ".join(cells)
             + " |"
-        )
-    return lines
-
-
-def _summary_table(summary: pd.DataFrame) -> list[str]:
-    lines = ["| encoder | labels | metric | mean | sd | seeds |", "|---|---|---|---|---|---|"]
-    for row in summary.itertuples():
-        sd = "" if not math.isfinite(row.std) else f"{row.std:.3f}"
-        mean = "n/a" if not math.isfinite(row.mean) else f"{row.mean:.3f}"
-        lines.append(
-            f"| {row.encoder} | {row.fraction:g} | {row.metric} | {mean} | {sd} | {row.n_seeds} |"
         )
     return lines
 
@@ -95,7 +50,7 @@ def _showcase(predictions: pd.DataFrame, encoder: str) -> pd.DataFrame:
 
 def make_plots(
     out: Path,
-    family: Family,
+    target: TargetKind,
     summary: pd.DataFrame,
     predictions: pd.DataFrame,
     attention: pd.DataFrame | None,
@@ -114,12 +69,12 @@ def make_plots(
     for encoder in encoders:
         frame = _showcase(predictions, encoder)
         tag = f"{encoder} (labels {frame['fraction'].iloc[0]:g}, seed {frame['seed'].iloc[0]})"
-        if family.target == "class":
+        if target.target == "class":
             made.append(
                 (
                     f"ROC, {tag}",
                     plots.plot_roc(
-                        frame, family.classes, folder / f"roc_{encoder}.png", f"ROC: {encoder}"
+                        frame, target.classes, folder / f"roc_{encoder}.png", f"ROC: {encoder}"
                     ),
                 )
             )
@@ -128,13 +83,13 @@ def make_plots(
                     f"Confusion matrix, {tag}",
                     plots.plot_confusion(
                         frame,
-                        family.classes,
+                        target.classes,
                         folder / f"confusion_{encoder}.png",
                         f"confusion: {encoder}",
                     ),
                 )
             )
-        elif family.target == "regression":
+        elif target.target == "regression":
             made.append(
                 (
                     f"Predicted vs true, {tag}",
@@ -144,7 +99,7 @@ def make_plots(
                 )
             )
         else:
-            split = family.km_split(frame, frame)
+            split = target.km_split(frame, frame)
             if split is not None:
                 made.append(
                     (
@@ -175,7 +130,7 @@ def make_plots(
                         ),
                     )
                 )
-    primary = family.metric_names()[0]
+    primary = target.metric_names()[0]
     curve = summary[summary["metric"] == primary]
     made.append(
         (
@@ -244,7 +199,7 @@ def write_report(
     results: list[dict],
     predictions: pd.DataFrame,
     attention: pd.DataFrame | None,
-    family: Family,
+    target: TargetKind,
     skipped: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Write every output file of a run into ``out``; returns what ``metrics.json`` holds.
@@ -252,43 +207,31 @@ def write_report(
     ``skipped``: baselines that were asked for but not available (label -> reason)."""
     out = Path(out)
     knn = str(task.head) == "knn" or options.head == "knn"
-    summary = summarise(results)
+    summary = summarise(results, ["encoder", "fraction"])
     predictions.to_csv(out / "predictions.csv", index=False)
     if attention is not None:
         attention.to_csv(out / "attention.csv", index=False)
-    figures = make_plots(out, family, summary, predictions, attention, knn)
-    counts = {
-        name: int(manifest.loc[manifest["split"] == name, "subject"].nunique()) for name in SPLITS
-    }
+    figures = make_plots(out, target, summary, predictions, attention, knn)
+    counts = split_counts(manifest)
     data = data_summary(manifest, out)
-    metrics = _clean(
-        {
-            "task": str(task.name),
-            "out": str(out),
-            "description": str(task.description),
-            "target": str(task.target),
-            "primary_metric": results[0]["metrics"] and next(iter(results[0]["metrics"])),
-            "encoders": list(dict.fromkeys(r["encoder"] for r in results)),
-            "label_fractions": sorted({r["fraction"] for r in results}),
-            "seeds": sorted({r["seed"] for r in results}),
-            "subjects": counts,
-            "data": data,
-            "skipped_encoders": dict(skipped or {}),
-            "confidence": "95 % percentile bootstrap over test subjects",
-            "bootstrap_resamples": options.bootstrap,
-            "results": results,
-            "summary": summary.to_dict("records"),
-            "files": {
-                "predictions": "predictions.csv",
-                "attention": "attention.csv" if attention is not None else None,
-                "splits": "splits.csv",
-                "excluded": "excluded.csv",
-                "config": "config.yaml",
-                "plots": [str(p.relative_to(out)) for _, p in figures],
-            },
-        }
-    )
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    metrics = {
+        **run_summary(task, out, manifest, results, data),
+        "target": str(task.target),
+        "primary_metric": results[0]["metrics"] and next(iter(results[0]["metrics"])),
+        "skipped_encoders": dict(skipped or {}),
+        "confidence": "95 % percentile bootstrap over test subjects",
+        "bootstrap_resamples": options.bootstrap,
+        "results": results,
+        "summary": summary.to_dict("records"),
+        "files": {
+            "predictions": "predictions.csv",
+            "attention": "attention.csv" if attention is not None else None,
+            "splits": "splits.csv",
+            "excluded": "excluded.csv",
+            "config": "config.yaml",
+            "plots": [str(p.relative_to(out)) for _, p in figures],
+        },
+    }
     lines = [
         f"# {task.name}: frozen-encoder evaluation",
         "",
@@ -296,11 +239,7 @@ def write_report(
         "",
         f"- subjects: train {counts['train']}, val {counts['val']}, test {counts['test']} "
         "(splits.csv; model selection on val only, test evaluated once per trained head)",
-        "- encoders: "
-        + ", ".join(
-            f"{r['encoder']} (`{r['encoder_spec']}`)"
-            for r in {r["encoder"]: r for r in results}.values()
-        ),
+        encoders_line(results),
         *data_lines(data),
         *[f"- skipped {name}: {why}" for name, why in (skipped or {}).items()],
         "- metrics on the test split with 95 % bootstrap intervals "
@@ -308,7 +247,7 @@ def write_report(
         "",
         "## Summary (mean and sd over seeds)",
         "",
-        *_summary_table(summary),
+        *summary_table(summary, ["encoder", "fraction"]),
         "",
         "## Every trained head",
         "",
@@ -324,5 +263,4 @@ def write_report(
         + (", attention.csv" if attention is not None else ""),
         "",
     ]
-    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    return metrics
+    return write_outputs(out, metrics, lines)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -12,34 +10,12 @@ from torch import Tensor, nn
 
 from braindino.heads._checks import check_positive_int, require
 from braindino.heads.data import HeadData, as_head_data
+from braindino.heads.selection import FitHistory, train_with_selection
 
 Outputs = dict[str, Tensor] | Tensor
 LossFn = Callable[[Any, Tensor], Tensor]
 MetricFn = Callable[[Any, Tensor], float]
 OPTIMIZERS = ("adam", "adamw")
-
-
-@dataclass
-class FitHistory:
-    """Per-epoch training loss, validation loss and validation score of one :func:`fit_head` run.
-
-    ``val_metric`` is the selection score (``metric_fn``'s value, or the validation loss when
-    no metric is given); ``best_epoch`` is 1-based and its weights are the ones restored.
-    """
-
-    train_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_metric: list[float] = field(default_factory=list)
-    best_epoch: int = 0
-    best_val_metric: float = float("nan")
-    metric_name: str = "val_loss"
-    maximize: bool = False
-    stopped_early: bool = False
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of the history."""
-        return asdict(self)
 
 
 def _batch(data: HeadData, index: Tensor, device: torch.device) -> tuple[Tensor, Tensor | None]:
@@ -189,66 +165,47 @@ def fit_head(
     )
     metric_name = getattr(metric_fn, "__name__", "metric") if metric_fn else "val_loss"
     history = FitHistory(metric_name=metric_name, maximize=bool(maximize))
-    better_is_higher = history.maximize
     device = _device_of(head)
     lr_fix = "lower the learning rate, or check the features and targets for NaN/inf"
-    best_state: dict[str, Tensor] | None = None
-    epochs_without_gain = 0
-    started = time.perf_counter()
+    shuffle = torch.Generator().manual_seed(seed)
+
+    def train_epoch(epoch: int) -> float:
+        head.train()
+        total, seen = 0.0, 0
+        for batch_index in torch.randperm(len(train), generator=shuffle).split(batch_size):
+            outputs = head(*_batch(train, batch_index, device))
+            loss = loss_fn(outputs, train.targets[batch_index].to(device))
+            _finite(loss.detach(), "fit_head: the training loss", epoch, lr_fix)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(batch_index)
+            seen += len(batch_index)
+        return total / seen
+
+    def validate(epoch: int) -> tuple[float, float]:
+        outputs = predict(head, val, eval_batch_size)
+        with torch.no_grad():
+            where = "fit_head: the validation loss"
+            val_loss = _finite(loss_fn(outputs, val.targets), where, epoch, lr_fix)
+        if metric_fn is None:
+            return val_loss, val_loss
+        score = _finite(
+            metric_fn(outputs, val.targets),
+            f"fit_head(metric_fn): {metric_name} on the validation split",
+            epoch,
+            "make sure the validation split holds every class (or pass metric_fn=None "
+            "to select on validation loss)",
+        )
+        return score, val_loss
+
+    def snapshot() -> dict[str, Tensor]:
+        return {k: v.detach().clone() for k, v in head.state_dict().items()}
+
     fork_devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
-        shuffle = torch.Generator().manual_seed(seed)
-        for epoch in range(1, epochs + 1):
-            head.train()
-            total, seen = 0.0, 0
-            for batch_index in torch.randperm(len(train), generator=shuffle).split(batch_size):
-                outputs = head(*_batch(train, batch_index, device))
-                loss = loss_fn(outputs, train.targets[batch_index].to(device))
-                _finite(loss.detach(), "fit_head: the training loss", epoch, lr_fix)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(batch_index)
-                seen += len(batch_index)
-            history.train_loss.append(total / seen)
-
-            val_outputs = predict(head, val, eval_batch_size)
-            with torch.no_grad():
-                val_loss = _finite(
-                    loss_fn(val_outputs, val.targets),
-                    "fit_head: the validation loss",
-                    epoch,
-                    lr_fix,
-                )
-            history.val_loss.append(val_loss)
-            score = val_loss
-            if metric_fn is not None:
-                score = _finite(
-                    metric_fn(val_outputs, val.targets),
-                    f"fit_head(metric_fn): {metric_name} on the validation split",
-                    epoch,
-                    "make sure the validation split holds every class (or pass metric_fn=None "
-                    "to select on validation loss)",
-                )
-            history.val_metric.append(score)
-
-            improved = best_state is None or (
-                score > history.best_val_metric
-                if better_is_higher
-                else score < history.best_val_metric
-            )
-            if improved:
-                history.best_epoch, history.best_val_metric = epoch, score
-                best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
-                epochs_without_gain = 0
-            else:
-                epochs_without_gain += 1
-                if patience is not None and epochs_without_gain >= patience:
-                    history.stopped_early = epoch < epochs
-                    break
-    assert best_state is not None
-    head.load_state_dict(best_state)
+        best = train_with_selection(epochs, train_epoch, validate, snapshot, history, patience)
+    head.load_state_dict(best)
     head.eval()
-    history.seconds = time.perf_counter() - started
     return history

@@ -5,7 +5,8 @@ SciPy do the computing wherever they provide the metric.
 - regression: :func:`mae`, :func:`rmse`, :func:`r2`, :func:`pearson_r`
 - survival: :func:`concordance_index` (alias ``c_index``), :func:`kaplan_meier_split`,
   :func:`logrank_p`
-- representation: :func:`knn_accuracy`
+- representation: :func:`knn_accuracy`; grouped-CV probes :func:`knn_balanced_accuracy`,
+  :func:`logreg_balanced_accuracy`
 - uncertainty: :func:`bootstrap_ci`
 - segmentation: :func:`dice`, :func:`hd95` (BraTS conventions for empty masks)
 - by config name: :data:`METRICS`, :func:`get_metric`, :data:`HIGHER_IS_BETTER`
@@ -18,6 +19,7 @@ input (shapes, NaN, labels out of range) raises :class:`braindino.errors.BrainDi
 from braindino.metrics.bootstrap import bootstrap_ci
 from braindino.metrics.classification import balanced_accuracy, macro_auc
 from braindino.metrics.knn import knn_accuracy
+from braindino.metrics.probe_cv import knn_balanced_accuracy, logreg_balanced_accuracy
 from braindino.metrics.registry import HIGHER_IS_BETTER, METRICS, get_metric
 from braindino.metrics.regression import mae, pearson_r, r2, rmse
 from braindino.metrics.segmentation import HD95_EMPTY_MM, dice, hd95
@@ -45,7 +47,9 @@ __all__ = [
     "hd95",
     "kaplan_meier_split",
     "knn_accuracy",
+    "knn_balanced_accuracy",
     "logrank_p",
+    "logreg_balanced_accuracy",
     "macro_auc",
     "mae",
     "pearson_r",

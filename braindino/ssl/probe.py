@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from braindino.errors import ConfigError, DataError
+from braindino.metrics import knn_balanced_accuracy, logreg_balanced_accuracy
 
 SEQUENCE_COLUMNS = {"file_T1": "T1", "file_T1c": "T1c", "file_T2": "T2", "file_FLAIR": "FLAIR"}
 VOLUME_TASKS = ("brats_sequence", "brain_age", "diagnosis")
@@ -320,51 +321,3 @@ class ProbeSet:
             task: score(self.features(backbone, task), labels, groups, folds=folds, **extra)
             for task, (_, labels, groups) in self.tasks.items()
         }
-
-
-def _grouped_predictions(features, labels, groups, folds, make_model) -> np.ndarray:
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=0)
-    predictions = np.empty(len(labels), dtype=labels.dtype)
-    for train, test in splitter.split(features, labels, groups):
-        model = make_model(len(train)).fit(features[train], labels[train])
-        predictions[test] = model.predict(features[test])
-    return predictions
-
-
-def knn_balanced_accuracy(
-    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int = 5, folds: int = 5
-) -> float:
-    """Cosine k-NN balanced accuracy under subject-grouped stratified k-fold CV (seed 0)."""
-    from sklearn.metrics import balanced_accuracy_score
-    from sklearn.neighbors import KNeighborsClassifier
-
-    x = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
-    predictions = _grouped_predictions(
-        x,
-        labels,
-        groups,
-        folds,
-        lambda n: KNeighborsClassifier(n_neighbors=min(k, n), metric="cosine"),
-    )
-    return float(balanced_accuracy_score(labels, predictions))
-
-
-def logreg_balanced_accuracy(
-    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int = 5, c: float = 0.1
-) -> float:
-    """Standardised L2 logistic regression (``C = c``) balanced accuracy, subject-grouped CV."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    predictions = _grouped_predictions(
-        features,
-        labels,
-        groups,
-        folds,
-        lambda n: make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000)),
-    )
-    return float(balanced_accuracy_score(labels, predictions))

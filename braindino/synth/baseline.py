@@ -18,6 +18,7 @@ import pandas as pd
 
 from braindino.errors import DataError
 from braindino.io import read_volume
+from braindino.metrics import dice
 from braindino.synth import baseline_features as bf
 from braindino.synth.cohorts import COHORTS, SEQUENCES
 
@@ -165,11 +166,6 @@ def _brats_sequence(root: Path) -> dict | None:
     return _classification(np.array(X), np.array(y), np.array(groups))
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = a.sum() + b.sum()
-    return 1.0 if total == 0 else float(2.0 * (a & b).sum() / total)
-
-
 def _brats_seg(root: Path) -> dict | None:
     scores: dict[str, list[float]] = {"wt": [], "tc": [], "et": []}
     regions = {"brats2021": {"wt": (1, 2, 4), "tc": (1, 4), "et": (4,)}}
@@ -185,7 +181,7 @@ def _brats_seg(root: Path) -> dict | None:
             seg = np.rint(_image(root, cohort, row["file_seg"]).data).astype(int)
             predicted = bf.threshold_segmentation(images)
             for region, values in labels.items():
-                scores[region].append(_dice(predicted[region], np.isin(seg, values)))
+                scores[region].append(dice(predicted[region], np.isin(seg, values)))
     if not found:
         return None
     n = len(scores["wt"])

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from braindino.downstream.segmentation.cases import CaseSlices
 from braindino.errors import DataError
-from braindino.segment.cases import CaseSlices
 
 
 class SliceSampler:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from braindino.downstream.segmentation.regions import LabelScheme
 from braindino.errors import DataError
 from braindino.features.identity import file_fingerprint
 from braindino.io import Volume, read_volume
@@ -30,7 +31,6 @@ from braindino.preprocess import (
     volume_to_slices,
 )
 from braindino.preprocess.settings import resolve_settings
-from braindino.segment.regions import LabelScheme
 
 STORE_VERSION = 1
 

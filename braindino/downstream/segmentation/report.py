@@ -5,8 +5,6 @@ and worst test case, and ``report.md``."""
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +12,27 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from braindino.downstream.report import _clean, data_lines, data_summary
+from braindino.downstream.options import SegmentOptions
+from braindino.downstream.plots import plot_overlay
+from braindino.downstream.report import data_lines, data_summary
+from braindino.downstream.run_folder import (
+    encoders_line,
+    format_ci,
+    mean_ci,
+    run_summary,
+    split_counts,
+    summarise,
+    summary_table,
+    write_outputs,
+)
 from braindino.downstream.samples import image_columns
+from braindino.downstream.segmentation.cases import read_mask
+from braindino.downstream.segmentation.regions import LabelScheme
 from braindino.io import read_volume
-from braindino.metrics import bootstrap_ci
-from braindino.segment.cases import read_mask
-from braindino.segment.options import SegmentOptions
-from braindino.segment.plots import plot_overlay
-from braindino.segment.regions import LabelScheme
-from braindino.tasks import SPLITS
 from braindino.tasks.registry import as_list
 
 RUN_KEYS = ["encoder", "head", "fraction", "seed"]
 METRICS = ("dice", "hd95")
-
-
-def mean_ci(values: np.ndarray, n: int, seed: int) -> dict[str, float]:
-    """Mean of per-case values with its 95 % percentile bootstrap interval over cases."""
-    value, low, high = bootstrap_ci(lambda v: float(np.mean(v)), np.asarray(values), n=n, seed=seed)
-    return {"value": value, "low": low, "high": high}
 
 
 def run_metrics(cases: pd.DataFrame, n: int, seed: int) -> dict[str, dict[str, float]]:
@@ -46,23 +46,8 @@ def run_metrics(cases: pd.DataFrame, n: int, seed: int) -> dict[str, dict[str, f
     return out
 
 
-def summarise(results: list[dict]) -> pd.DataFrame:
-    """Mean and sd over seeds of every metric, per encoder, head and label fraction."""
-    rows = [
-        {**{k: r[k] for k in RUN_KEYS[:3]}, "metric": name, "value": stats["value"]}
-        for r in results
-        for name, stats in r["metrics"].items()
-    ]
-    grouped = pd.DataFrame(rows).groupby([*RUN_KEYS[:3], "metric"], sort=False)["value"]
-    return grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
-
-
 def _encoder_mode(options: SegmentOptions) -> str:
     return f"fine-tuned at lr {options.encoder_lr:g}" if options.unfreeze_encoder else "frozen"
-
-
-def _fmt(stats: dict[str, float]) -> str:
-    return f"{stats['value']:.3f} [{stats['low']:.3f}, {stats['high']:.3f}]"
 
 
 def _display_column(task: DictConfig, manifest: pd.DataFrame) -> str:
@@ -121,6 +106,7 @@ def write_report(
     scheme: LabelScheme,
     results: list[dict],
     cases: pd.DataFrame,
+    skipped: dict[str, str],
 ) -> dict[str, Any]:
     """Write every output of a run into ``out``; returns what ``metrics.json`` holds."""
     out = Path(out)
@@ -130,45 +116,34 @@ def write_report(
         for key in RUN_KEYS:
             mine = mine[mine[key] == result[key]]
         result["metrics"] = run_metrics(mine, options.bootstrap, int(result["seed"]))
-    summary = summarise(results)
+    summary = summarise(results, RUN_KEYS[:3])
     figures = make_overlays(out, task, manifest, scheme, cases)
-    counts = {
-        name: int(manifest.loc[manifest["split"] == name, "subject"].nunique()) for name in SPLITS
-    }
+    counts = split_counts(manifest)
     data = data_summary(manifest, out)
-    metrics = _clean(
-        {
-            "task": str(task.name),
-            "out": str(out),
-            "description": str(task.description),
-            "target": "segmentation",
-            "primary_metric": "dice_mean",
-            "labels": dict(zip(scheme.values, scheme.names)),
-            "regions": {k: list(v) for k, v in scheme.regions.items()},
-            "encoders": list(dict.fromkeys(r["encoder"] for r in results)),
-            "heads": list(dict.fromkeys(r["head"] for r in results)),
-            "label_fractions": sorted({r["fraction"] for r in results}),
-            "seeds": sorted({r["seed"] for r in results}),
-            "subjects": counts,
-            "data": data,
-            "unfreeze_encoder": options.unfreeze_encoder,
-            "confidence": "95 % percentile bootstrap over test cases",
-            "bootstrap_resamples": options.bootstrap,
-            "empty_masks": "BraTS convention: both empty -> Dice 1, HD95 0; one empty -> Dice 0, "
-            "HD95 373.13 mm",
-            "results": results,
-            "summary": summary.to_dict("records"),
-            "files": {
-                "cases": "cases.csv",
-                "splits": "splits.csv",
-                "excluded": "excluded.csv",
-                "config": "config.yaml",
-                "predictions": "predictions/" if options.save_predictions else None,
-                "overlays": [str(p.relative_to(out)) for _, p in figures],
-            },
-        }
-    )
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    metrics = {
+        **run_summary(task, out, manifest, results, data),
+        "target": "segmentation",
+        "primary_metric": "dice_mean",
+        "labels": dict(zip(scheme.values, scheme.names)),
+        "regions": {k: list(v) for k, v in scheme.regions.items()},
+        "heads": list(dict.fromkeys(r["head"] for r in results)),
+        "skipped_encoders": dict(skipped),
+        "unfreeze_encoder": options.unfreeze_encoder,
+        "confidence": "95 % percentile bootstrap over test cases",
+        "bootstrap_resamples": options.bootstrap,
+        "empty_masks": "BraTS convention: both empty -> Dice 1, HD95 0; one empty -> Dice 0, "
+        "HD95 373.13 mm",
+        "results": results,
+        "summary": summary.to_dict("records"),
+        "files": {
+            "cases": "cases.csv",
+            "splits": "splits.csv",
+            "excluded": "excluded.csv",
+            "config": "config.yaml",
+            "predictions": "predictions/" if options.save_predictions else None,
+            "overlays": [str(p.relative_to(out)) for _, p in figures],
+        },
+    }
     names = list(results[0]["metrics"]) if results else []
     lines = [
         f"# {task.name}: segmentation over a frozen encoder",
@@ -178,12 +153,8 @@ def write_report(
         f"- cases: train {counts['train']}, val {counts['val']}, test {counts['test']} "
         "(splits.csv; the kept state is the best validation Dice, test evaluated once per head)",
         *data_lines(data),
-        "- encoders: "
-        + ", ".join(
-            f"{r['encoder']} (`{r['encoder_spec']}`)"
-            for r in {r["encoder"]: r for r in results}.values()
-        )
-        + f"; encoder {_encoder_mode(options)}",
+        encoders_line(results) + f"; encoder {_encoder_mode(options)}",
+        *[f"- skipped {name}: {why}" for name, why in skipped.items()],
         "- heads: decoder = blocks "
         "concatenated -> x16 transposed-conv decoder; linear = norm + 1x1 conv on the last block",
         "- scores in each case's original image space (predictions mapped back from the slices); "
@@ -192,15 +163,8 @@ def write_report(
         "",
         "## Summary (mean and sd over seeds)",
         "",
-        "| encoder | head | labels | metric | mean | sd | seeds |",
-        "|---|---|---|---|---|---|---|",
+        *summary_table(summary, RUN_KEYS[:3]),
     ]
-    for row in summary.itertuples():
-        sd = "" if not math.isfinite(row.std) else f"{row.std:.3f}"
-        lines.append(
-            f"| {row.encoder} | {row.head} | {row.fraction:g} | {row.metric} | {row.mean:.3f} "
-            f"| {sd} | {row.n_seeds} |"
-        )
     lines += [
         "",
         "## Every trained head (test split)",
@@ -212,7 +176,7 @@ def write_report(
         lines.append(
             f"| {r['encoder']} | {r['head']} | {r['fraction']:g} | {r['seed']} | {r['n_train']} "
             f"| {r['history']['best_epoch']} | "
-            + " | ".join(_fmt(r["metrics"][n]) for n in names)
+            + " | ".join(format_ci(r["metrics"][n]) for n in names)
             + " |"
         )
     lines += ["", "## Best, median and worst test cases", ""]
@@ -221,5 +185,4 @@ def write_report(
     for caption, path in figures:
         lines += [f"### {caption}", "", f"![{caption}]({path.relative_to(out).as_posix()})", ""]
     lines += ["Files: metrics.json, cases.csv, splits.csv, config.yaml, predictions/", ""]
-    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    return metrics
+    return write_outputs(out, metrics, lines)

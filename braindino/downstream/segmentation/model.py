@@ -16,10 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from braindino.downstream.options import SEGMENTATION_HEADS as HEADS
 from braindino.errors import ConfigError
 from braindino.models import MaskableViT
-
-HEADS = ("decoder", "linear")
 
 
 def even_blocks(depth: int, count: int = 4) -> list[int]:

@@ -40,7 +40,7 @@ def metric_with_ci(name: str, args: tuple, n: int, seed: int) -> dict[str, float
 
 
 @dataclass
-class Family:
+class TargetKind:
     """Task-type behaviour; one instance per trained head (holds the fitted target scaler)."""
 
     task: DictConfig

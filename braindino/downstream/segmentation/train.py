@@ -12,11 +12,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from braindino.downstream.segmentation.augment import AugmentSettings, augment_batch
+from braindino.downstream.segmentation.cases import CaseSlices
+from braindino.downstream.segmentation.model import SegmentationModel
+from braindino.downstream.segmentation.slice_batches import SliceSampler
+from braindino.heads.selection import FitHistory, train_with_selection
 from braindino.losses import dice_loss
-from braindino.segment.augment import AugmentSettings, augment_batch
-from braindino.segment.cases import CaseSlices
-from braindino.segment.model import SegmentationModel
-from braindino.segment.sampling import SliceSampler
+from braindino.metrics import dice
 
 
 @dataclass
@@ -55,9 +57,7 @@ def slice_grid_dice(
         predicted = predict_proba(model, case.images).argmax(axis=1)
         truth = np.asarray(case.labels)
         for classes in regions.values():
-            p, t = np.isin(predicted, classes), np.isin(truth, classes)
-            total = p.sum() + t.sum()
-            scores.append(1.0 if total == 0 else 2.0 * (p & t).sum() / total)
+            scores.append(dice(np.isin(predicted, classes), np.isin(truth, classes)))
     return float(np.mean(scores))
 
 
@@ -79,7 +79,8 @@ def train_head(
     seed: int,
 ) -> dict:
     """Train ``model`` in place and load its best-validation state; returns the history
-    (per epoch: mean loss, validation Dice) and the selected epoch."""
+    (:class:`~braindino.heads.selection.FitHistory` as a dict: per epoch the mean training loss
+    and the validation Dice, the selected 1-based epoch) and the steps per epoch."""
     sampler = SliceSampler(train, settings.foreground_fraction)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -95,10 +96,12 @@ def train_head(
             min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
         ),
     )
-    history: dict = {"loss": [], "val_dice": [], "best_epoch": None, "steps_per_epoch": steps}
-    best, best_state, stale = -math.inf, None, 0
+    history = FitHistory(metric_name="val_dice", maximize=True)
+    if not val:
+        history.selected_on = "training (no validation split)"
     bar = tqdm(total=total, desc="train", disable=not settings.progress, leave=False)
-    for epoch in range(settings.epochs):
+
+    def train_epoch(epoch: int) -> float:
         model.train()
         losses = []
         for _ in range(steps):
@@ -113,19 +116,17 @@ def train_head(
             schedule.step()
             losses.append(loss.item())
             bar.update()
+        return float(np.mean(losses))
+
+    def validate(epoch: int) -> tuple[float, None]:
         score = slice_grid_dice(model, val or train, regions)
-        history["loss"].append(float(np.mean(losses)))
-        history["val_dice"].append(score)
-        bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_dice=f"{score:.3f}")
-        if score > best:
-            best, stale, history["best_epoch"] = score, 0, epoch
-            best_state = _own_state(model)
-        else:
-            stale += 1
-            if settings.patience is not None and stale >= settings.patience:
-                break
+        bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", val_dice=f"{score:.3f}")
+        return score, None
+
+    best = train_with_selection(
+        settings.epochs, train_epoch, validate, lambda: _own_state(model), history,
+        settings.patience,
+    )  # fmt: skip
     bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state, strict=False)
-    history["selected_on"] = "validation" if val else "training (no validation split)"
-    return history
+    model.load_state_dict(best, strict=False)
+    return {**history.to_dict(), "steps_per_epoch": steps}

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from braindino.downstream.segmentation.cases import CaseSlices, read_mask
+from braindino.downstream.segmentation.model import SegmentationModel
+from braindino.downstream.segmentation.regions import LabelScheme
+from braindino.downstream.segmentation.train import predict_proba
 from braindino.io import read_volume, write_in_source_space
 from braindino.metrics import dice, hd95
 from braindino.preprocess import slices_to_volume
-from braindino.segment.cases import CaseSlices, read_mask
-from braindino.segment.model import SegmentationModel
-from braindino.segment.regions import LabelScheme
-from braindino.segment.train import predict_proba
 
 
 def predict_volume(model: SegmentationModel, case: CaseSlices, scheme: LabelScheme) -> np.ndarray:

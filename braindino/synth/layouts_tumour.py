@@ -14,26 +14,24 @@ LEGACY_LABELS = {1: 1, 2: 2, 3: 4}  # BraTS 2021 / UPENN / UCSF
 BRATS2023_LABELS = {1: 1, 2: 2, 3: 3}
 
 
+def case_files(template: str, case: str, suffix: dict[str, str]) -> dict[str, str]:
+    """Role -> relative path: ``template`` with ``{case}`` and each role's file ``{suffix}``."""
+    return {role: template.format(case=case, suffix=end) for role, end in suffix.items()}
+
+
 class BraTS2021Layout(Layout):
     """``BraTS2021_Training_Data/BraTS2021_XXXXX/BraTS2021_XXXXX_{t1,t1ce,t2,flair,seg}``."""
 
     cohort = "brats2021"
     seg_values = LEGACY_LABELS
     patterns = (r"BraTS2021_Training_Data/(BraTS2021_\d{5})/\1_(t1|t1ce|t2|flair|seg)\.nii\.gz",)
-    suffix: ClassVar[dict[str, str]] = {
-        "T1": "t1",
-        "T1c": "t1ce",
-        "T2": "t2",
-        "FLAIR": "flair",
-        "seg": "seg",
-    }
+    suffix: ClassVar[dict[str, str]] = dict(T1="t1", T1c="t1ce", T2="t2", FLAIR="flair", seg="seg")
 
     def paths(self, index: int, truth: dict) -> tuple[str, dict[str, str]]:
         case = f"BraTS2021_{index:05d}"
-        return case, {
-            role: f"BraTS2021_Training_Data/{case}/{case}_{s}.nii.gz"
-            for role, s in self.suffix.items()
-        }
+        return case, case_files(
+            "BraTS2021_Training_Data/{case}/{case}_{suffix}.nii.gz", case, self.suffix
+        )
 
 
 class BraTS2023Layout(Layout):
@@ -43,19 +41,11 @@ class BraTS2023Layout(Layout):
     seg_values = BRATS2023_LABELS
     folder = "ASNR-MICCAI-BraTS2023-GLI-Challenge-TrainingData"
     patterns = (rf"{folder}/(BraTS-GLI-\d{{5}}-\d{{3}})/\1-(t1n|t1c|t2w|t2f|seg)\.nii\.gz",)
-    suffix: ClassVar[dict[str, str]] = {
-        "T1": "t1n",
-        "T1c": "t1c",
-        "T2": "t2w",
-        "FLAIR": "t2f",
-        "seg": "seg",
-    }
+    suffix: ClassVar[dict[str, str]] = dict(T1="t1n", T1c="t1c", T2="t2w", FLAIR="t2f", seg="seg")
 
     def paths(self, index: int, truth: dict) -> tuple[str, dict[str, str]]:
         case = f"BraTS-GLI-{index:05d}-000"
-        return case, {
-            role: f"{self.folder}/{case}/{case}-{s}.nii.gz" for role, s in self.suffix.items()
-        }
+        return case, case_files(self.folder + "/{case}/{case}-{suffix}.nii.gz", case, self.suffix)
 
 
 class UpennLayout(Layout):
@@ -72,10 +62,9 @@ class UpennLayout(Layout):
 
     def paths(self, index: int, truth: dict) -> tuple[str, dict[str, str]]:
         case = f"UPENN-GBM-{index + 1:05d}_11"
-        files = {
-            role: f"NIfTI-files/images_structural/{case}/{case}_{s}.nii.gz"
-            for role, s in self.suffix.items()
-        }
+        files = case_files(
+            "NIfTI-files/images_structural/{case}/{case}_{suffix}.nii.gz", case, self.suffix
+        )
         files["seg"] = f"NIfTI-files/images_segm/{case}_segm.nii.gz"
         return case, files
 
@@ -114,19 +103,15 @@ class UcsfLayout(Layout):
     patterns = (
         r"UCSF-PDGM-v3/(UCSF-PDGM-\d{4})_nifti/\1_(T1|T1c|T2|FLAIR|tumor_segmentation)\.nii\.gz",
     )
-    suffix: ClassVar[dict[str, str]] = {
-        "T1": "T1",
-        "T1c": "T1c",
-        "T2": "T2",
-        "FLAIR": "FLAIR",
-        "seg": "tumor_segmentation",
-    }
+    suffix: ClassVar[dict[str, str]] = dict(
+        T1="T1", T1c="T1c", T2="T2", FLAIR="FLAIR", seg="tumor_segmentation"
+    )
 
     def paths(self, index: int, truth: dict) -> tuple[str, dict[str, str]]:
         case = f"UCSF-PDGM-{index + 4:04d}"
-        return case, {
-            role: f"UCSF-PDGM-v3/{case}_nifti/{case}_{s}.nii.gz" for role, s in self.suffix.items()
-        }
+        return case, case_files(
+            "UCSF-PDGM-v3/{case}_nifti/{case}_{suffix}.nii.gz", case, self.suffix
+        )
 
     def rows(self, index: int, subject: str, truth: dict) -> dict[str, dict]:
         mutant = bool(truth["glioma_idh_mutant"])

@@ -193,6 +193,53 @@ def test_periodic_probe_uses_the_configured_classifier_and_blocks(shards, tmp_pa
         Trainer(_cfg(shards, tmp_path / "bad", "probe.enabled=true"))
 
 
+def _labelled_csv(root: Path, mni_2mm, count: int = 12) -> tuple[Path, list[dict]]:
+    """``count`` MNI-derived volumes, every second with a bright right-hemisphere block
+    ("lesion"), listed in the CSV layout of the csv_class task (subject, image, label)."""
+    data, affine = mni_2mm
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(count):
+        volume = data * (1 + 0.05 * i) + rng.normal(0, 10, data.shape) * (data > 0)
+        if i % 2:
+            volume[20:40, 40:70, 30:60] *= 1.8
+        path = root / f"sub{i:02d}_T1w.nii.gz"
+        nib.save(nib.Nifti1Image(volume.astype(np.float32), affine), str(path))
+        rows.append({"subject": f"sub{i:02d}", "image": path.name, "label": "ab"[i % 2]})
+    table = root / "labels.csv"
+    lines = ["subject,image,label", *(f"{r['subject']},{r['image']},{r['label']}" for r in rows)]
+    table.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return table, rows
+
+
+def test_periodic_probe_scores_the_users_own_labelled_task(shards, tmp_path, mni_2mm):
+    from braindino.features import encode_volume
+
+    (tmp_path / "own").mkdir()
+    table, rows = _labelled_csv(tmp_path / "own", mni_2mm)
+    probe = ["probe.enabled=true", "probe.tasks=[]", "probe.labelled=[csv_class]"]
+    probe += [f"probe.data_root={table}", "probe.slices_per_volume=2"]
+    trainer = Trainer(_cfg(shards, tmp_path / "run", *probe))
+    results = trainer.probe()
+    assert list(results) == ["csv_class"] and 0.0 <= results["csv_class"] <= 1.0
+
+    probes = trainer._probe_set
+    images, labels, groups = probes.tasks["csv_class"]
+    assert images.shape == (12, 2, 64, 64)
+    assert labels.tolist() == [r["label"] for r in rows]
+    assert groups.tolist() == [r["subject"] for r in rows]  # folds group by subject
+    teacher = trainer.meta.teacher.backbone
+    expected = []  # the probe's features, independently: braindino.features per volume
+    for row in rows:
+        cls = encode_volume(teacher, table.parent / row["image"], {"slices.size": 64}, slices=2)
+        unit = cls["cls"] / np.linalg.norm(cls["cls"], axis=1, keepdims=True)
+        expected.append(unit.mean(axis=0))
+    np.testing.assert_allclose(probes.features(teacher, "csv_class"), expected, atol=1e-5)
+
+    with pytest.raises(ConfigError, match=r"brain_age is a regression task"):
+        Trainer(_cfg(shards, tmp_path / "r2", *probe[:2], "probe.labelled=[brain_age]")).probe()
+
+
 def test_stage2_gram_anchoring_from_a_stage1_run(shards, tmp_path):
     stage1 = tmp_path / "stage1"
     pretrain(_cfg(shards, stage1))

@@ -14,7 +14,7 @@ from torch import nn
 from braindino.errors import DataError
 from braindino.features import FeatureCache
 from braindino.heads import HeadData, pad_slices
-from braindino.tasks import SPLITS
+from braindino.tasks import SPLITS, image_columns
 
 
 @dataclass
@@ -28,11 +28,6 @@ class SampleFeatures:
     def width(self) -> int:
         """Feature width D."""
         return int(self.features[0].shape[1])
-
-
-def image_columns(manifest: pd.DataFrame) -> list[str]:
-    """The manifest's image columns in order (``image``, ``image2`` ...)."""
-    return sorted((c for c in manifest.columns if c.startswith("image")), key=lambda c: (len(c), c))
 
 
 def _pick(entry: Mapping[str, np.ndarray], feature: str, path: str) -> np.ndarray:

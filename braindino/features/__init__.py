@@ -1,11 +1,14 @@
 """Frozen-encoder features: ``encode_volume`` (per-slice CLS / registers / patch means / chosen
-blocks, with the pretraining preprocessing) and ``FeatureCache`` (each volume encoded once)."""
+blocks, with the pretraining preprocessing; the two steps are ``encoder_slices`` and
+``encode_slices``) and ``FeatureCache`` (each volume encoded once)."""
 
 from braindino.features.cache import FeatureCache
 from braindino.features.encode import (
+    encode_slices,
     encode_volume,
     encoder_img_size,
     encoder_preprocess,
+    encoder_slices,
     resample_depth,
 )
 from braindino.features.identity import (
@@ -17,10 +20,12 @@ from braindino.features.identity import (
 
 __all__ = [
     "FeatureCache",
+    "encode_slices",
     "encode_volume",
     "encoder_identity",
     "encoder_img_size",
     "encoder_preprocess",
+    "encoder_slices",
     "feature_key",
     "file_fingerprint",
     "resample_depth",

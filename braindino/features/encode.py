@@ -58,7 +58,7 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 def encoder_preprocess(
-    encoder: nn.Module, preprocess: Mapping | DictConfig | None = None
+    encoder: nn.Module | None, preprocess: Mapping | DictConfig | None = None
 ) -> DictConfig:
     """The preprocessing config for ``encoder``: the defaults, then the encoder's export info,
     then ``preprocess``; ``slices.size`` is the encoder's ``img_size`` unless set explicitly in
@@ -138,6 +138,60 @@ def _run_encoder(
     return {k: torch.cat(v).float().cpu().numpy() for k, v in parts.items()}
 
 
+def _check_batch_size(batch_size: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise BrainDinoError(
+            f"batch_size must be a positive int, got {batch_size!r}",
+            path="batch_size",
+            fix="use e.g. 64",
+        )
+
+
+def encoder_slices(
+    encoder: nn.Module | None,
+    volume_or_path: Volume | str | Path,
+    preprocess: Mapping | DictConfig | None = None,
+    slices: int | str = "all",
+) -> tuple[np.ndarray, np.ndarray, Any]:
+    """A volume's axial slices as the encoder sees them: ``(images [S, H, W] float32 z-scores,
+    z [S] float64, the preprocessed stack)``, with the encoder's preprocessing
+    (:func:`encoder_preprocess` with ``preprocess``; ``encoder=None``: the pretraining defaults)
+    and, for an int ``slices``, resampled along z to that many slices."""
+    from braindino.io import read_volume
+    from braindino.preprocess import preprocess_volume
+
+    count = check_slices(slices)
+    volume = volume_or_path if isinstance(volume_or_path, Volume) else read_volume(volume_or_path)
+    stack = preprocess_volume(volume, encoder_preprocess(encoder, preprocess))
+    images = stack.slices.astype(np.float32) * np.float32(stack.scale) + np.float32(stack.offset)
+    z = stack.z.astype(np.float64)
+    if count is not None:
+        images, z = resample_depth(images, z, count)
+    return np.ascontiguousarray(images), z, stack
+
+
+def encode_slices(
+    encoder: nn.Module,
+    images: np.ndarray,
+    blocks: int | Sequence[int] | None = None,
+    batch_size: int = 64,
+) -> dict[str, np.ndarray]:
+    """Per-slice features of slices ``[S, H, W]`` (float32 z-scores) in eval mode (the
+    encoder's mode is restored): ``cls``, ``patch_mean``, ``registers_mean`` (with registers)
+    and, when ``blocks`` are asked, ``blocks_cls`` ``[S, len(blocks), D]`` and ``blocks``."""
+    _check_batch_size(batch_size)
+    indices = None if blocks is None else encoder.block_indices(blocks)
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        out = _run_encoder(encoder, np.ascontiguousarray(images, np.float32), indices, batch_size)
+    finally:
+        encoder.train(was_training)
+    if indices is not None:
+        out["blocks"] = np.asarray(indices, np.int64)
+    return out
+
+
 def encode_volume(
     encoder: nn.Module,
     volume_or_path: Volume | str | Path,
@@ -146,7 +200,8 @@ def encode_volume(
     blocks: int | Sequence[int] | None = None,
     batch_size: int = 64,
 ) -> dict[str, np.ndarray]:
-    """Per-slice features of one volume from a frozen encoder.
+    """Per-slice features of one volume from a frozen encoder (:func:`encoder_slices`, then
+    :func:`encode_slices`).
 
     Args:
         encoder: a ``MaskableViT`` (``braindino.load_encoder(...)``); run in eval mode.
@@ -164,31 +219,12 @@ def encode_volume(
         (the block indices) when asked; ``z`` ``[S]`` (slice position, voxel index along z of the
         resampled volume) and ``z_mm`` ``[S]`` (its world S coordinate at the crop centre).
     """
-    from braindino.io import read_volume
-    from braindino.preprocess import preprocess_volume
-
-    count = check_slices(slices)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise BrainDinoError(
-            f"batch_size must be a positive int, got {batch_size!r}",
-            path="batch_size",
-            fix="use e.g. 64",
-        )
-    indices = None if blocks is None else encoder.block_indices(blocks)
-    volume = volume_or_path if isinstance(volume_or_path, Volume) else read_volume(volume_or_path)
-    stack = preprocess_volume(volume, encoder_preprocess(encoder, preprocess))
-    images = stack.slices.astype(np.float32) * np.float32(stack.scale) + np.float32(stack.offset)
-    z = stack.z.astype(np.float64)
-    if count is not None:
-        images, z = resample_depth(images, z, count)
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        out = _run_encoder(encoder, np.ascontiguousarray(images), indices, batch_size)
-    finally:
-        encoder.train(was_training)
-    if indices is not None:
-        out["blocks"] = np.asarray(indices, np.int64)
+    check_slices(slices)  # bad arguments fail before the volume is read
+    _check_batch_size(batch_size)
+    if blocks is not None:
+        encoder.block_indices(blocks)
+    images, z, stack = encoder_slices(encoder, volume_or_path, preprocess, slices)
+    out = encode_slices(encoder, images, blocks, batch_size)
     out["z"] = z.astype(np.float32)
     out["z_mm"] = _z_mm(stack, z).astype(np.float32)
     return out

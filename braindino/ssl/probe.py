@@ -246,11 +246,15 @@ class ProbeSet:
     ``images`` of a task are ``[n, s, size, size]``: n samples of s slices whose features are
     averaged (s = ``slices_per_volume`` for volume tasks, 1 for slice tasks). Dataset folders
     in ``exclude_datasets`` (those whose images were pretrained on) are left out of every task.
+
+    ``labelled``: the user's own classification tasks (task names or YAML files, read through
+    ``braindino.tasks`` from ``data_root``, else the synthetic stand-ins in ``cohort``; see
+    :mod:`braindino.ssl.task_probe`), scored like the built-in ones under their task names.
     """
 
     def __init__(
         self,
-        cohort: str | Path,
+        cohort: str | Path | None,
         tasks: Sequence[str],
         image_size: int,
         slices_per_volume: int = 3,
@@ -259,8 +263,20 @@ class ProbeSet:
         blocks: int = 1,
         slices_per_class: int = 4,
         exclude_datasets: Sequence[str] = (),
+        labelled: Sequence[str] = (),
+        data_root: str | Path | None = None,
+        encoder: torch.nn.Module | None = None,
     ):
+        from braindino.ssl.task_probe import labelled_task_data
+
         check_probe_options(pooling=pooling, blocks=blocks)
+        if tasks and cohort is None:
+            raise ConfigError(
+                f"the built-in probe tasks {', '.join(tasks)} need the synthetic cohort",
+                path="probe.cohort",
+                fix="give the cohort folder (python -m braindino.synth --out DIR), or set "
+                "probe.tasks=[] and probe only on probe.labelled tasks",
+            )
         self.pooling = pooling
         self.blocks = blocks
         self.tasks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -274,14 +290,24 @@ class ProbeSet:
                 data = _volume_task(
                     cohort, task, image_size, slices_per_volume, preprocess, exclude_datasets, cache
                 )
-            if len(data[1]) < 10 or len(set(data[1])) < 2:
-                raise DataError(
-                    f"probe task '{task}' has only {len(data[1])} samples in "
-                    f"{len(set(data[1]))} classes",
-                    path=cohort,
-                    fix="generate a larger cohort (--subjects) or drop the task from probe.tasks",
-                )
+            self._check_size(task, data[1], cohort)
             self.tasks[task] = data
+        for spec in labelled:
+            name, data = labelled_task_data(
+                spec, encoder, image_size, slices_per_volume, data_root, cohort
+            )
+            self._check_size(name, data[1], data_root or cohort)
+            self.tasks[name] = data
+
+    @staticmethod
+    def _check_size(task: str, labels: np.ndarray, where) -> None:
+        if len(labels) < 10 or len(set(labels)) < 2:
+            raise DataError(
+                f"probe task '{task}' has only {len(labels)} samples in {len(set(labels))} classes",
+                path=str(where),
+                fix="use a larger cohort or dataset, or drop the task from probe.tasks / "
+                "probe.labelled",
+            )
 
     @torch.no_grad()
     def features(self, backbone: torch.nn.Module, task: str, batch: int = 64) -> np.ndarray:

@@ -74,14 +74,15 @@ def _wants_sharding(cfg: DictConfig, acc) -> bool:
 
 
 def _check_probe_config(p: DictConfig) -> None:
-    """The probe section names a cohort and valid probe options (one clear ConfigError)."""
+    """The probe section names its data and valid probe options (one clear ConfigError)."""
     from braindino.ssl.probe import check_probe_options
 
-    if not p.cohort:
+    if not p.cohort and (list(p.tasks) or not list(p.labelled)):
         raise ConfigError(
             "probe.enabled but no probe.cohort",
             path="probe.cohort",
-            fix="give the synthetic cohort folder (python -m braindino.synth --out DIR)",
+            fix="give the synthetic cohort folder (python -m braindino.synth --out DIR), or "
+            "probe your own tasks: probe.tasks=[] probe.labelled=[TASK] probe.data_root=DIR",
         )
     check_probe_options(str(p.pooling), p.blocks, str(p.classifier), prefix="probe.")
 
@@ -465,7 +466,8 @@ class Trainer:
 
     def probe(self) -> dict | None:
         """Frozen-feature probe (``probe.classifier``: k-NN or logistic regression) of the EMA
-        teacher on the synthetic cohort (main process)."""
+        teacher on the synthetic cohort's probe tasks and the ``probe.labelled`` tasks (main
+        process)."""
         if not self.acc.is_main_process:
             return None
         from braindino.ssl.probe import ProbeSet
@@ -481,6 +483,9 @@ class Trainer:
                 int(p.slices_per_volume),
                 pooling=str(p.pooling),
                 blocks=int(p.blocks),
+                labelled=list(p.labelled),
+                data_root=p.data_root,
+                encoder=self.meta.teacher.backbone,
             )
         backbone = self.meta.teacher.backbone
         results = self._probe_set.evaluate(backbone, classifier=str(self.cfg.probe.classifier))

@@ -11,7 +11,7 @@ from braindino.tasks.droplog import DropLog
 from braindino.tasks.fractions import label_fraction_subjects
 from braindino.tasks.images import subject_key
 from braindino.tasks.labels import normalise_value
-from braindino.tasks.manifest import data_root, load_manifest
+from braindino.tasks.manifest import data_root, image_columns, load_manifest
 from braindino.tasks.registry import available_tasks, load_task
 from braindino.tasks.segmentation import segmentation_manifest
 from braindino.tasks.splits import (
@@ -34,6 +34,7 @@ __all__ = [
     "default_cohort_dir",
     "ensure_cohort",
     "ensure_splits",
+    "image_columns",
     "label_fraction_subjects",
     "load_manifest",
     "load_splits",

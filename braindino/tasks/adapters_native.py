@@ -16,14 +16,14 @@ from braindino.tasks.tables import find_table, pick_column, read_table
 from braindino.tasks.targets import Targets, apply_filter, table_targets
 
 
-def image_columns(count: int) -> list[str]:
+def image_column_names(count: int) -> list[str]:
     """Manifest column names of a sample's images: ``image``, ``image2``, ``image3`` ..."""
     return ["image"] + [f"image{i}" for i in range(2, count + 1)]
 
 
 def _sample(subject: str, dataset: str, images: list[Path], fields: dict) -> dict:
     row = {"subject": subject, "dataset": dataset}
-    row.update({col: str(path) for col, path in zip(image_columns(len(images)), images)})
+    row.update({col: str(path) for col, path in zip(image_column_names(len(images)), images)})
     row.update(fields)
     return row
 

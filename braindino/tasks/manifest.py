@@ -165,3 +165,8 @@ def load_manifest(
         }
     )
     return frame
+
+
+def image_columns(manifest: pd.DataFrame) -> list[str]:
+    """The manifest's image columns in order (``image``, ``image2`` ...)."""
+    return sorted((c for c in manifest.columns if c.startswith("image")), key=lambda c: (len(c), c))

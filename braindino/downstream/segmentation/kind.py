@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 
 from braindino.downstream.options import SegmentOptions
 from braindino.downstream.protocol import load_checked_task, run_protocol, say
-from braindino.downstream.samples import image_columns
 from braindino.downstream.segmentation.augment import AugmentSettings
 from braindino.downstream.segmentation.cases import CaseSlices, load_or_prepare
 from braindino.downstream.segmentation.evaluate import evaluate_case
@@ -30,7 +29,7 @@ from braindino.downstream.segmentation.report import write_report
 from braindino.downstream.segmentation.train import TrainSettings, train_head
 from braindino.errors import ConfigError
 from braindino.models import MaskableViT
-from braindino.tasks import cache_dir, segmentation_manifest
+from braindino.tasks import cache_dir, image_columns, segmentation_manifest
 
 
 def prepare_cases(

@@ -25,10 +25,10 @@ from braindino.downstream.run_folder import (
     summary_table,
     write_outputs,
 )
-from braindino.downstream.samples import image_columns
 from braindino.downstream.segmentation.cases import read_mask
 from braindino.downstream.segmentation.regions import LabelScheme
 from braindino.io import read_volume
+from braindino.tasks import image_columns
 from braindino.tasks.registry import as_list
 
 RUN_KEYS = ["encoder", "head", "fraction", "seed"]

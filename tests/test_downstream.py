@@ -26,7 +26,7 @@ FAST = ["--set", "slices=8", "--preprocess", "spacing=4.0", "--preprocess", "sli
 @pytest.fixture(scope="module")
 def adni(tmp_path_factory) -> Path:
     """A 15-subject synthetic ADNI cohort (5 per class) in its native layout."""
-    from braindino.synth.cohort import generate_cohort
+    from braindino.synth.generate import generate_cohort
 
     out = tmp_path_factory.mktemp("cohort")
     generate_cohort(
@@ -252,7 +252,7 @@ def test_wrong_script_and_missing_demo_encoder_fail_in_one_line(
 @pytest.fixture(scope="module")
 def oasis(tmp_path_factory) -> Path:
     """A 12-subject synthetic OASIS cohort in its native layout."""
-    from braindino.synth.cohort import generate_cohort
+    from braindino.synth.generate import generate_cohort
 
     out = tmp_path_factory.mktemp("oasis")
     generate_cohort(out, subjects={"oasis": 12}, seed=1, pool_subjects=0, baseline=False,

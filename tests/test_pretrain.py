@@ -163,7 +163,7 @@ def test_config_typo_and_missing_shards_fail_at_start(shards, tmp_path):
 
 def test_periodic_probe_uses_the_configured_classifier_and_blocks(shards, tmp_path):
     from braindino.ssl.probe import ProbeSet
-    from braindino.synth.cohort import generate_cohort
+    from braindino.synth.generate import generate_cohort
 
     cohort = tmp_path / "cohort"
     generate_cohort(

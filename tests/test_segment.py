@@ -43,7 +43,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory) -> Path:
     """14 BraTS 2021-like cases (T1, T1ce, T2, FLAIR, seg; stored LPS)."""
-    from braindino.synth.cohort import generate_cohort
+    from braindino.synth.generate import generate_cohort
 
     out = tmp_path_factory.mktemp("cohort")
     generate_cohort(

@@ -214,7 +214,7 @@ def test_augmentation_moves_image_and_label_together() -> None:
 @pytest.fixture(scope="module")
 def lesion_cohort(tmp_path_factory):
     """3 ATLAS-like and 2 BraTS 2023-like cases in their native layouts."""
-    from braindino.synth.cohort import generate_cohort
+    from braindino.synth.generate import generate_cohort
 
     out = tmp_path_factory.mktemp("cohort")
     generate_cohort(out, subjects={"atlas": 3, "brats2023": 2}, seed=1, pool_subjects=0,

@@ -8,8 +8,8 @@ import pytest
 
 from braindino.errors import ConfigError, DataError
 from braindino.synth import SynthKnobs, resolve_cohorts
-from braindino.synth.cohort import plan_counts
 from braindino.synth.fields import smooth_field
+from braindino.synth.generate import plan_counts
 from braindino.synth.nifti import save_nifti
 from braindino.synth.tumour import Glioma, survival
 

@@ -1,4 +1,5 @@
-"""Backbone (timm DINOv3/DINOv2 ViT + iBOT mask token), SSL heads, encoder export and loading."""
+"""Backbone (timm DINOv3/DINOv2 ViT + iBOT mask token), DINO/iBOT projection heads, encoder
+export and loading."""
 
 from braindino.models.archs import BRAINDINO_ARCHS, available_archs, resolve_arch
 from braindino.models.backbone import MaskableViT
@@ -9,7 +10,7 @@ from braindino.models.encoder_io import (
     save_encoder,
 )
 from braindino.models.factory import create_backbone
-from braindino.models.heads import DINOHead, PrototypeLayer
+from braindino.models.projection import DINOHead, PrototypeLayer
 
 __all__ = [
     "BRAINDINO_ARCHS",

@@ -18,7 +18,7 @@ from braindino.preprocess.geometry import (
     resampled_grid_of,
     resampled_to_pixel,
 )
-from braindino.preprocess.sampling import sample_along_axis
+from braindino.preprocess.interpolate import sample_along_axis
 from braindino.preprocess.types import SliceGeometry
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from braindino.errors import VolumeError
 from braindino.io.volume import Volume
-from braindino.preprocess.sampling import (
+from braindino.preprocess.interpolate import (
     antialias_sigma,
     gaussian_reach,
     sample_along_axis,

@@ -8,8 +8,8 @@ UPENN-GBM-, UCSF-PDGM- and ATLAS-like datasets whose targets are caused by image
 
 from __future__ import annotations
 
-from braindino.synth.cohort import generate_cohort
-from braindino.synth.cohorts import COHORTS, resolve_cohorts, task_cohorts
+from braindino.synth.cohort_specs import COHORTS, resolve_cohorts, task_cohorts
+from braindino.synth.generate import generate_cohort
 from braindino.synth.knobs import SynthKnobs
 
 __all__ = ["COHORTS", "SynthKnobs", "generate_cohort", "resolve_cohorts", "task_cohorts"]

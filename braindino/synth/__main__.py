@@ -6,7 +6,7 @@ import argparse
 
 from braindino.cli import prog_name
 from braindino.errors import ConfigError
-from braindino.synth.cohorts import COHORTS, task_cohorts
+from braindino.synth.cohort_specs import COHORTS, task_cohorts
 
 
 def _subjects(text: str) -> int | dict[str, int]:
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, generate the cohort, print where it went."""
-    from braindino.synth.cohort import generate_cohort
+    from braindino.synth.generate import generate_cohort
 
     args = build_parser().parse_args(argv)
     outputs = generate_cohort(

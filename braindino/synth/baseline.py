@@ -20,7 +20,7 @@ from braindino.errors import DataError
 from braindino.io import read_volume
 from braindino.metrics import dice
 from braindino.synth import baseline_features as bf
-from braindino.synth.cohorts import COHORTS, SEQUENCES
+from braindino.synth.cohort_specs import COHORTS, SEQUENCES
 
 MIN_SUBJECTS = 10
 TASKS = (

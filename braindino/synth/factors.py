@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from braindino.synth.cohorts import CohortSpec
+from braindino.synth.cohort_specs import CohortSpec
 from braindino.synth.knobs import SynthKnobs
 
 CDR_SEVERITY = {0.0: 0.0, 0.5: None, 1.0: 1.0, 2.0: 1.4}  # None: MCI severity knob

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from braindino.synth.cohorts import COHORTS
+from braindino.synth.cohort_specs import COHORTS
 from braindino.synth.nifti import image_to_int16, save_nifti
 from braindino.synth.subject import SubjectData
 from braindino.synth.tables import write_csv

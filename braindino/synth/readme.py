@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from braindino.synth.cohorts import COHORTS
+from braindino.synth.cohort_specs import COHORTS
 from braindino.synth.knobs import SynthKnobs
 from braindino.synth.layouts import layout_for
 

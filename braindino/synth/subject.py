@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from braindino.synth.anatomy import Anatomy
-from braindino.synth.cohorts import CohortSpec
+from braindino.synth.cohort_specs import CohortSpec
 from braindino.synth.contrast import (
     add_rician_noise,
     bias_field,

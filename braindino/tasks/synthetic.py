@@ -58,7 +58,7 @@ def ensure_cohort(
             path=cohort,
             fix="delete it to have it regenerated, or point data.root at real data",
         )
-    from braindino.synth.cohort import generate_cohort
+    from braindino.synth.generate import generate_cohort
 
     print(
         f"generating the synthetic cohort (first use; {subjects} subjects) into {cohort}",
@@ -86,7 +86,7 @@ def ensure_cohort(
 
 def synthetic_root(name: str, cohort: Path | None = None) -> Path:
     """The folder of one synthetic dataset (``adni``, ``ixi`` ...); the cohort is made if needed."""
-    from braindino.synth.cohorts import COHORTS
+    from braindino.synth.cohort_specs import COHORTS
 
     if name not in COHORTS:
         raise ConfigError(

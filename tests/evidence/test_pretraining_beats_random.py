@@ -28,7 +28,7 @@ from braindino.config import load_config
 from braindino.demo import build_shards
 from braindino.ssl.compare import compare_with_random_init, entropy_range
 from braindino.ssl.probe import ProbeSet
-from braindino.synth.cohort import generate_cohort
+from braindino.synth.generate import generate_cohort
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("BRAINDINO_EVIDENCE") != "1",

@@ -107,7 +107,7 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="session")
 def cohort(cluster) -> Path:
     """A small synthetic cohort (15 ADNI + 15 IXI subjects) where the tasks look for it."""
-    from braindino.synth.cohort import generate_cohort
+    from braindino.synth.generate import generate_cohort
 
     folder = Path(cluster.env["BRAINDINO_CACHE"]) / "cohort"
     generate_cohort(

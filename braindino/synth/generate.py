@@ -17,7 +17,7 @@ from typing import Any
 
 from braindino.errors import ConfigError, DataError
 from braindino.synth.anatomy import RESOLUTIONS, load_anatomy
-from braindino.synth.cohorts import COHORTS, POOL_CODE, POOL_STYLES, resolve_cohorts
+from braindino.synth.cohort_specs import COHORTS, POOL_CODE, POOL_STYLES, resolve_cohorts
 from braindino.synth.knobs import SynthKnobs
 from braindino.synth.layouts import WrittenSubject, layout_for, write_tables
 from braindino.synth.nifti import image_to_int16, save_nifti

@@ -3,9 +3,11 @@
 The floor is what no pretrainer can avoid: the student backbone's forward + backward on all crops
 (masked globals, locals) and the teacher backbone's forward on the globals — no heads, losses,
 optimiser or EMA. The full step is ``SelfDistillation.losses`` + backward + clipping + AdamW + EMA.
-The step runs the last block only for the tokens a loss reads (their queries, attention rows,
-projection and MLP); ``floor_wanted`` is the floor with that same saving, so
-``ratio_to_floor_wanted`` is the heads', losses' and optimiser's own overhead.
+The step runs as the trainer runs it (``run.fused``, the default: the last block only for the
+tokens a loss reads and the fused DINO/iBOT losses); ``floor_wanted`` is the floor with that same
+saving, so ``ratio_to_floor_wanted`` is the heads', losses' and optimiser's own overhead.
+``step_plain`` is the same step on the plain path (``run.fused=false``: full last block, plain
+losses on materialised logits), timed in the same rounds, and ``plain_over_fused`` their ratio.
 
     python bench/pretrain_bench.py --arch vit_small_patch16_dinov3 --batch 8 --runs 5
     python bench/pretrain_bench.py --device cuda --arch vit_base_patch16_dinov3 --batch 64 --bf16
@@ -25,7 +27,6 @@ import torch
 
 from braindino.config import load_config
 from braindino.data.multicrop import MultiCropAugmentation
-from braindino.engine.host_memory import keep_freed_host_memory
 from braindino.ssl.build import build_meta_arch, build_optimizer
 from braindino.ssl.param_groups import apply_schedule_values, clip_gradients
 
@@ -90,16 +91,7 @@ def main() -> None:
         default=0.0,
         help="device's dense peak (TFLOP/s) for MFU, e.g. 989 for an H200 in bf16",
     )
-    parser.add_argument(
-        "--host-memory",
-        choices=["keep", "default"],
-        default="keep",
-        help="keep: glibc keeps freed memory for reuse, as the trainer does on the CPU "
-        "(run.keep_host_memory); default: the C library's own policy",
-    )
     args = parser.parse_args()
-    if args.host_memory == "keep" and args.device == "cpu":
-        keep_freed_host_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -134,12 +126,12 @@ def main() -> None:
                 teacher.forward_features(batch["global_crops"], keep_patches=keep)
             g = student.forward_features(batch["global_crops"], masks=masks, keep_patches=keep)
             lo = student.forward_features(local, keep_patches=keep_local)
-            patches = g["kept_patches"] if wanted_only else g["patches"]
-            loss = g["cls"].float().sum() + patches.float().sum() + lo["cls"].float().sum()
+            loss = g["cls"].float().sum() + g["patches"].float().sum() + lo["cls"].float().sum()
         loss.backward()
         student.zero_grad(set_to_none=True)
 
-    def full_step() -> None:
+    def full_step(fused: bool = True) -> None:
+        meta.fused = fused
         with amp:
             loss, _ = meta.losses(batch, teacher_temp=0.07)
         loss.backward()
@@ -169,12 +161,13 @@ def main() -> None:
         "floor": floor,
         "full_step": full_step,
         "floor_wanted": lambda: floor(wanted_only=True),
+        "step_plain": lambda: full_step(fused=False),
     }
     times = _time_round_robin(figures, device, args.warmup, args.runs)
     median = {name: statistics.median(values) for name, values in times.items()}
 
-    def median_ratio(over: str) -> float:
-        return statistics.median(s / f for s, f in zip(times["full_step"], times[over]))
+    def median_ratio(over: str, step: str = "full_step") -> float:
+        return statistics.median(s / f for s, f in zip(times[step], times[over]))
 
     images = args.batch
     out = {
@@ -184,13 +177,14 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "bf16": args.bf16,
         "prototypes": args.prototypes,
-        "host_memory": args.host_memory,
         "floor_s": round(median["floor"], 4),
         "step_s": round(median["full_step"], 4),
         "ratio": round(median_ratio("floor"), 3),
         "floor_wanted_s": round(median["floor_wanted"], 4),
         "ratio_to_floor_wanted": round(median_ratio("floor_wanted"), 3),
         "images_per_s": round(images / median["full_step"], 2),
+        "step_plain_s": round(median["step_plain"], 4),
+        "plain_over_fused": round(median_ratio("full_step", "step_plain"), 3),
     }
     out["step_tflop"] = round(step_flops / 1e12, 3)
     out["achieved_tflops"] = round(step_flops / median["full_step"] / 1e12, 2)

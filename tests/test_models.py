@@ -45,13 +45,16 @@ def test_any_crop_size_runs_through_the_same_module(backbone, size):
     x = torch.randn(3, 1, *size)
     with torch.no_grad():
         out = backbone.forward_features(x)
+        raw = backbone.get_intermediate_layers(x, blocks=1, norm=False)[0]
     n_patches = (size[0] // 16) * (size[1] // 16)
+    assert set(out) == {"cls", "registers", "patches"}
     assert out["cls"].shape == (3, 96)
     assert out["registers"].shape == (3, 4, 96)
     assert out["patches"].shape == (3, n_patches, 96)
-    assert out["pre_norm"].shape == (3, 1 + 4 + n_patches, 96)
+    pre_norm = torch.cat([raw["cls"][:, None], raw["registers"], raw["patches"]], dim=1)
+    assert pre_norm.shape == (3, 1 + 4 + n_patches, 96)
     # normed outputs: LayerNorm of the raw tokens (independent recomputation)
-    ref = F.layer_norm(out["pre_norm"].double(), (96,), eps=1e-5)
+    ref = F.layer_norm(pre_norm.double(), (96,), eps=1e-5)
     ref = ref * backbone.vit.norm.weight.double() + backbone.vit.norm.bias.double()
     torch.testing.assert_close(out["patches"].double(), ref[:, 5:], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(out["cls"].double(), ref[:, 0], rtol=1e-5, atol=1e-5)
@@ -138,9 +141,10 @@ def test_intermediate_layers_match_running_blocks_by_hand(backbone):
         # by hand: timm's own tokens, block by block
         vit = backbone.vit
         tokens, rope = vit._pos_embed(vit.patch_embed(x))
-        by_hand = []
+        by_hand, by_hand_raw = [], []
         for block in vit.blocks:
             tokens = block(tokens, rope=rope)
+            by_hand_raw.append(tokens)
             by_hand.append(vit.norm(tokens))
         raw = backbone.get_intermediate_layers(x, blocks=2, norm=False, reshape=True)
         final = backbone.forward_features(x)
@@ -150,7 +154,7 @@ def test_intermediate_layers_match_running_blocks_by_hand(backbone):
         torch.testing.assert_close(feats["patches"], ref[:, 5:])
     torch.testing.assert_close(layers[1]["patches"], final["patches"])
     assert len(raw) == 2 and raw[1]["patches"].shape == (2, 96, 4, 6)
-    grid = final["pre_norm"][:, 5:].reshape(2, 4, 6, 96).permute(0, 3, 1, 2)
+    grid = by_hand_raw[-1][:, 5:].reshape(2, 4, 6, 96).permute(0, 3, 1, 2)
     torch.testing.assert_close(raw[1]["patches"], grid)
     with pytest.raises(BrainDinoError, match="blocks"):
         backbone.get_intermediate_layers(x, blocks=(7,))

@@ -10,19 +10,15 @@ import torch
 from scipy import ndimage
 from torchvision.transforms.v2 import functional as TF
 
-from braindino.data.multicrop import (
+from braindino.data.crop_geometry import crop_thetas, resized_crops, sample_crop_boxes
+from braindino.data.intensity_augment import (
     IntensityAugmentation,
-    MultiCropAugmentation,
-    MultiCropCollate,
     apply_bias_field,
     apply_contrast,
     apply_gamma,
-    augment_config,
-    crop_thetas,
     gaussian_blur,
-    resized_crops,
-    sample_crop_boxes,
 )
+from braindino.data.multicrop import MultiCropAugmentation, MultiCropCollate, augment_config
 from braindino.errors import BrainDinoError, ConfigError, DataError
 
 OFF = {"probability": [0.0, 0.0, 0.0]}

@@ -66,13 +66,13 @@ def test_kept_tokens_and_gradients_equal_the_full_forward(family, drop_path):
 
     torch.manual_seed(7)
     part = model.forward_features(x, masks=masks, keep_patches=keep)
-    part_loss = (part["cls"] @ weight).sin().sum() + (part["kept_patches"] @ weight).cos().sum()
+    part_loss = (part["cls"] @ weight).sin().sum() + (part["patches"] @ weight).cos().sum()
     part_loss.backward()
 
-    assert set(part) == {"cls", "registers", "kept_patches"}
+    assert set(part) == {"cls", "registers", "patches"}  # the same keys, fewer rows
     torch.testing.assert_close(part["cls"], full["cls"], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(part["registers"], full["registers"], rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(part["kept_patches"], full["patches"][keep], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(part["patches"], full["patches"][keep], rtol=1e-12, atol=1e-12)
     got = _grads(model)
     assert got.keys() == expected.keys()
     for name in expected:
@@ -125,11 +125,11 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     model = _model("dinov3", 0.0)
     x = torch.randn(2, 1, 64, 64, dtype=torch.float64)
     keep = _keep(2, 16, seed=3)
-    model.forward_features(x, keep_patches=keep)["kept_patches"].square().sum().backward()
+    model.forward_features(x, keep_patches=keep)["patches"].square().sum().backward()
     expected = _grads(model)
     model.zero_grad(set_to_none=True)
     model.set_grad_checkpointing(True)
-    model.forward_features(x, keep_patches=keep)["kept_patches"].square().sum().backward()
+    model.forward_features(x, keep_patches=keep)["patches"].square().sum().backward()
     for name, grad in _grads(model).items():
         torch.testing.assert_close(grad, expected[name], msg=name)
 

@@ -223,7 +223,7 @@ def test_periodic_probe_scores_the_users_own_labelled_task(shards, tmp_path, mni
     results = trainer.probe()
     assert list(results) == ["csv_class"] and 0.0 <= results["csv_class"] <= 1.0
 
-    probes = trainer._probe_set
+    probes = trainer._probe.probes
     images, labels, groups = probes.tasks["csv_class"]
     assert images.shape == (12, 2, 64, 64)
     assert labels.tolist() == [r["label"] for r in rows]
@@ -238,6 +238,39 @@ def test_periodic_probe_scores_the_users_own_labelled_task(shards, tmp_path, mni
 
     with pytest.raises(ConfigError, match=r"brain_age is a regression task"):
         Trainer(_cfg(shards, tmp_path / "r2", *probe[:2], "probe.labelled=[brain_age]")).probe()
+
+
+def test_float16_shards_train_end_to_end_like_uint8_ones(shards, tmp_path):
+    """preprocess.storage.dtype=float16 (z-scores stored directly) goes through prepare, the
+    DataLoader and the augmentation: the run trains, and its crops (geometry alone: intensity
+    augmentations act on each storage's [0, 1] scale) are the uint8 crops up to uint8's
+    quantisation step."""
+    from omegaconf import OmegaConf
+
+    from braindino.data import SliceShardReader
+    from braindino.data.intensity_augment import INTENSITY_ORDER
+    from braindino.data.multicrop import MultiCropAugmentation, stack_slice_samples
+
+    half = tmp_path / "shards16"
+    cmd = [sys.executable, str(ROOT / "pretrain/prepare.py"), "--out", str(half)]
+    cmd += [str(shards.parent / "vols"), "--quiet", "preprocess.spacing=[2.0,2.0,2.0]"]
+    cmd += ["preprocess.slices.size=64", "preprocess.storage.dtype=float16"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    readers = SliceShardReader(shards), SliceShardReader(half)
+    assert readers[1].sample(0)[0].dtype == np.float16 and len(readers[1]) == len(readers[0])
+    cfg = _cfg(half, tmp_path / "run")
+    pretrain(cfg)
+    assert list((tmp_path / "run").glob("checkpoint-*.pt"))
+
+    off = {"intensity": {name: {"probability": [0.0, 0.0, 0.0]} for name in INTENSITY_ORDER}}
+    augment = OmegaConf.merge(cfg.augment, off)
+    crops = []
+    for reader in readers:
+        batch = stack_slice_samples([reader.sample(i) for i in range(4)])
+        out = MultiCropAugmentation.from_config(augment, seed=3)(*batch)
+        crops.append(out["global_crops"])
+    step = max(float(readers[0].sample(i)[1]) for i in range(4))  # uint8's z-score step
+    assert (crops[0] - crops[1]).abs().max() <= step
 
 
 def test_stage2_gram_anchoring_from_a_stage1_run(shards, tmp_path):
@@ -362,7 +395,7 @@ def test_student_step_is_the_same_with_the_last_block_on_wanted_tokens_only():
     results = []
     for all_patches in (True, False):
         student.zero_grad(set_to_none=True)
-        out = student(glob, local, masks, all_patches=all_patches)
+        out = student(glob, local, masks, all_patches=all_patches, fused=True)
         assert ("patches_global" in out) == all_patches
         dino, ibot = out["dino_logits"].materialize(), out["ibot_logits"].materialize()
         (dino.sin().sum() + ibot.cos().sum() + out["cls_global"].square().sum()).backward()

@@ -33,227 +33,15 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from braindino.config import check_keys, load_config
+from braindino.data.crop_geometry import crop_thetas, resized_crops, sample_crop_boxes
+from braindino.data.intensity_augment import INTENSITY_ORDER, IntensityAugmentation
 from braindino.data.masking import BlockMaskGenerator, ibot_masks
 from braindino.errors import BrainDinoError, ConfigError, DataError
 
-INTENSITY_ORDER = ("bias_field", "gamma", "contrast", "blur", "noise")
 GLOBAL1, GLOBAL2, LOCAL = 0, 1, 2  # crop types, the index into each ``probability`` list
-
-
-# ----------------------------------------------------------------------------- geometry
-def sample_crop_boxes(
-    n: int,
-    height: int,
-    width: int,
-    scale: tuple[float, float],
-    aspect_ratio: tuple[float, float],
-    generator: torch.Generator | None = None,
-    tries: int = 10,
-) -> torch.Tensor:
-    """Random resized-crop boxes ``[n, 4]`` (top, left, h, w) in pixels, float64, on the CPU."""
-    u = torch.rand(n, tries, 4, generator=generator, dtype=torch.float64)
-    area = height * width * (scale[0] + u[..., 0] * (scale[1] - scale[0]))
-    lo, hi = math.log(aspect_ratio[0]), math.log(aspect_ratio[1])
-    ratio = torch.exp(lo + u[..., 1] * (hi - lo))
-    w = torch.sqrt(area * ratio)
-    h = torch.sqrt(area / ratio)
-    ok = (w <= width) & (h <= height)
-    first = ok.to(torch.int8).argmax(1)
-    rows = torch.arange(n)
-    h, w, u = h[rows, first], w[rows, first], u[rows, first]
-    # Fallback when no try fits: the whole slice with the aspect clamped (torchvision's rule).
-    in_ratio = width / height
-    fb_w = width if in_ratio <= aspect_ratio[1] else height * aspect_ratio[1]
-    fb_h = height if in_ratio >= aspect_ratio[0] else width / aspect_ratio[0]
-    found = ok.any(1)
-    h = torch.where(found, h, torch.full_like(h, fb_h))
-    w = torch.where(found, w, torch.full_like(w, fb_w))
-    top = torch.where(found, u[:, 2] * (height - h), (height - h) / 2)
-    left = torch.where(found, u[:, 3] * (width - w), (width - w) / 2)
-    return torch.stack([top, left, h, w], 1)
-
-
-def crop_thetas(
-    boxes: torch.Tensor, flips: torch.Tensor, angles_deg: torch.Tensor, height: int, width: int
-) -> torch.Tensor:
-    """``F.affine_grid`` matrices ``[n, 2, 3]`` mapping each output crop onto its box.
-
-    ``boxes`` are (top, left, h, w) in pixels (edges at integers, align_corners=False); a flip
-    mirrors the crop left-right; the crop is rotated by ``angles_deg`` about the box centre.
-    """
-    boxes = boxes.to(torch.float64)
-    top, left, h, w = boxes.unbind(1)
-    sign = 1.0 - 2.0 * flips.to(torch.float64)
-    a = torch.deg2rad(angles_deg.to(torch.float64))
-    cos, sin = torch.cos(a), torch.sin(a)
-    sx, sy = sign * w / 2, h / 2  # output unit square -> pixel half-extent (x with flip)
-    theta = torch.empty(boxes.shape[0], 2, 3, dtype=torch.float64)
-    theta[:, 0, 0] = 2 / width * cos * sx
-    theta[:, 0, 1] = -2 / width * sin * sy
-    theta[:, 0, 2] = 2 * (left + w / 2) / width - 1
-    theta[:, 1, 0] = 2 / height * sin * sx
-    theta[:, 1, 1] = 2 / height * cos * sy
-    theta[:, 1, 2] = 2 * (top + h / 2) / height - 1
-    return theta
-
-
-def side_by_side_grid(thetas: torch.Tensor, size: int, crops_per_image: int) -> torch.Tensor:
-    """``F.affine_grid`` of ``thetas`` ``[n*B, 2, 3]``, laid out as ``[B, size, n*size, 2]``.
-
-    Same values as ``F.affine_grid(thetas, [n*B, 1, size, size], align_corners=False)`` with
-    the n crops of each image side by side (row ``c*B + b`` of ``thetas`` = crop ``c`` of image
-    ``b``). Built by broadcasting: on the CPU ``F.affine_grid``'s thin batched matmul is ~10x
-    slower and was the largest cost of the whole augmentation.
-    """
-    n = crops_per_image
-    b = thetas.shape[0] // n
-    th = thetas.view(n, b, 2, 3).permute(1, 0, 2, 3)[:, None, :, :, :, None]  # [B,1,n,2,3,1]
-    lin = (torch.arange(size, device=thetas.device, dtype=thetas.dtype) * 2 + 1) / size - 1
-    grid = torch.empty(b, size, n, size, 2, device=thetas.device, dtype=thetas.dtype)
-    for k in range(2):  # input x (k=0) and y (k=1) for output pixel (y, x); written in place
-        y_part = th[:, :, :, k, 1] * lin[:, None, None] + th[:, :, :, k, 2]
-        torch.add(th[:, :, :, k, 0] * lin, y_part, out=grid[..., k])
-    return grid.view(b, size, n * size, 2)
-
-
-def resized_crops(
-    images: torch.Tensor, thetas: torch.Tensor, size: int, crops_per_image: int
-) -> torch.Tensor:
-    """Crops ``[n*B, C, size, size]`` of ``images`` ``[B, C, H, W]``, rows grouped by crop index.
-
-    ``thetas`` ``[n*B, 2, 3]`` follow the same order (row ``c*B + b`` = crop ``c`` of image ``b``).
-    The n crops of one image are laid side by side in one sampling grid, so the whole batch is
-    read in place by a single bilinear ``grid_sample`` call (zeros outside the image).
-    """
-    b, c = images.shape[:2]
-    n = crops_per_image
-    if n == 0:
-        return images.new_zeros(0, c, size, size)
-    theta = thetas.to(device=images.device, dtype=images.dtype)
-    grid = side_by_side_grid(theta, size, n)
-    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return out.view(b, c, size, n, size).permute(3, 0, 1, 2, 4).reshape(n * b, c, size, size)
-
-
-# ----------------------------------------------------------------------------- intensity
-def apply_bias_field(v: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
-    """``v [N,1,H,W] * exp(sum_ij coeffs[n,i,j] x^i y^j)`` with x, y in [-1, 1] over the crop."""
-    order = coeffs.shape[-1]
-    hgt, wid = v.shape[-2:]
-    powers = torch.arange(order, device=v.device, dtype=v.dtype)
-    x = (torch.arange(wid, device=v.device, dtype=v.dtype) + 0.5) / wid * 2 - 1
-    y = (torch.arange(hgt, device=v.device, dtype=v.dtype) + 0.5) / hgt * 2 - 1
-    px, py = x[:, None] ** powers, y[:, None] ** powers  # [W, o], [H, o]
-    field = (py @ coeffs.to(v).transpose(1, 2) @ px.T).exp_()  # [N, H, W]
-    return field.unsqueeze(1).mul_(v)
-
-
-def apply_gamma(v: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-    """Gamma per crop on its min-max rescaled intensity, mapped back to the crop's range."""
-    flat = v.flatten(1)
-    lo = flat.amin(1).view(-1, 1, 1, 1)
-    span = (flat.amax(1).view(-1, 1, 1, 1) - lo).clamp(min=1e-6)
-    out = (v - lo).div_(span).clamp_(min=0).pow_(gamma.view(-1, 1, 1, 1).to(v))
-    return out.mul_(span).add_(lo)
-
-
-def apply_contrast(
-    v: torch.Tensor, contrast: torch.Tensor, brightness: torch.Tensor
-) -> torch.Tensor:
-    """``(v - mean) * contrast + mean + brightness`` per crop (mean over the crop)."""
-    mean = v.mean((1, 2, 3), keepdim=True)
-    shift = mean + brightness.view(-1, 1, 1, 1).to(v)
-    return (v - mean).mul_(contrast.view(-1, 1, 1, 1).to(v)).add_(shift)
-
-
-def gaussian_blur(v: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor:
-    """Separable Gaussian blur with one sigma (pixels) per crop; reflect padding.
-
-    Shift-and-add over the ``2 * radius + 1`` taps: on the CPU this beats a grouped conv, whose
-    oneDNN primitive is rebuilt for every new number of crops.
-    """
-    n, hgt, wid = v.shape[0], v.shape[-2], v.shape[-1]
-    taps = torch.arange(-radius, radius + 1, device=v.device, dtype=v.dtype)
-    kernel = torch.exp(-(taps**2) / (2 * sigma.to(v).view(-1, 1) ** 2))
-    kernel = (kernel / kernel.sum(1, keepdim=True)).view(n, 1, 1, 1, -1)
-    x = F.pad(v, (radius, radius, 0, 0), mode="reflect")
-    out = x[..., :wid] * kernel[..., 0]
-    for t in range(1, 2 * radius + 1):
-        out.addcmul_(x[..., t : t + wid], kernel[..., t])
-    x = F.pad(out, (0, 0, radius, radius), mode="reflect")
-    out = x[..., :hgt, :] * kernel[..., 0]
-    for t in range(1, 2 * radius + 1):
-        out.addcmul_(x[..., t : t + hgt, :], kernel[..., t])
-    return out
-
-
-def _uniform(n: int, bounds: Sequence[float], gen: torch.Generator | None) -> torch.Tensor:
-    return bounds[0] + torch.rand(n, generator=gen, dtype=torch.float64) * (bounds[1] - bounds[0])
-
-
-class IntensityAugmentation:
-    """MRI intensity augmentations on ``v = u8 / 255`` crops, vectorised over crops.
-
-    ``cfg`` is the ``intensity`` section of ``configs/pretrain/augment.yaml``.
-    """
-
-    def __init__(self, cfg: Mapping[str, Any]):
-        self.cfg = {k: dict(cfg[k]) for k in INTENSITY_ORDER}
-        self.prob = {
-            k: torch.tensor(self.cfg[k]["probability"], dtype=torch.float64)
-            for k in INTENSITY_ORDER
-        }
-        self.blur_radius = max(1, math.ceil(3 * float(self.cfg["blur"]["sigma"][1])))
-        order = int(self.cfg["bias_field"]["order"])
-        i, j = np.meshgrid(np.arange(order + 1), np.arange(order + 1), indexing="ij")
-        terms = torch.from_numpy((i + j <= order) & (i + j > 0))
-        self.bias_terms = terms.to(torch.float64)
-
-    def __call__(
-        self,
-        v: torch.Tensor,
-        crop_type: torch.Tensor,
-        gen: torch.Generator | None,
-        noise_gen: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Augment crops ``v [N,1,H,W]`` in place; ``crop_type [N]`` (0/1 global, 2 local) picks
-        each augmentation's probability. ``noise_gen`` (default ``gen``) draws the noise on
-        ``v``'s device; everything else is drawn on the CPU from ``gen``."""
-        n = v.shape[0]
-        for name in INTENSITY_ORDER:
-            chosen = torch.rand(n, generator=gen, dtype=torch.float64) < self.prob[name][crop_type]
-            idx = chosen.nonzero().squeeze(1)
-            k = idx.numel()
-            if k == 0:
-                continue
-            idx_dev = idx.to(v.device)
-            sub = v.index_select(0, idx_dev)
-            p = self.cfg[name]
-            if name == "bias_field":
-                s = float(p["strength"])
-                u = torch.rand(k, *self.bias_terms.shape, generator=gen, dtype=torch.float64)
-                coeffs = (2 * u - 1) * (s * self.bias_terms)
-                sub = apply_bias_field(sub, coeffs.to(v.device))
-            elif name == "gamma":
-                lo, hi = (math.log(float(g)) for g in p["range"])
-                sub = apply_gamma(sub, torch.exp(_uniform(k, (lo, hi), gen)).to(v.device))
-            elif name == "contrast":
-                c, b = _uniform(k, p["contrast"], gen), _uniform(k, p["brightness"], gen)
-                sub = apply_contrast(sub, c.to(v.device), b.to(v.device))
-            elif name == "blur":
-                sigma = _uniform(k, p["sigma"], gen).to(v.device)
-                sub = gaussian_blur(sub, sigma, self.blur_radius)
-            else:  # noise
-                std = _uniform(k, p["std"], gen).to(v).view(-1, 1, 1, 1)
-                ng = noise_gen if noise_gen is not None else gen
-                noise = torch.randn(sub.shape, generator=ng, device=sub.device, dtype=sub.dtype)
-                sub = noise.mul_(std).add_(sub)
-            v.index_copy_(0, idx_dev, sub)
-        return v
 
 
 # ----------------------------------------------------------------------------- config
@@ -343,7 +131,7 @@ def _check_batch(
 
 
 class MultiCropAugmentation:
-    """Batch of uint8 slices -> global/local z-score crops + iBOT masks (see the module doc).
+    """Batch of stored slices -> global/local z-score crops + iBOT masks (see the module doc).
 
     Build it with ``MultiCropAugmentation.from_config(cfg)``. Calls are deterministic given the
     ``generator`` argument; without one a private generator seeded by ``seed`` is used (seeded
@@ -470,7 +258,10 @@ class MultiCropAugmentation:
 
 # ----------------------------------------------------------------------------- collate
 def stack_slice_samples(samples: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``[(u8 slice [H, W], scale, offset), ...]`` -> ``(u8 [B, H, W], scale [B], offset [B])``."""
+    """``[(slice [H, W], scale, offset), ...]`` -> ``(slices [B, H, W], scale [B], offset [B])``.
+
+    Slices are uint8 (the default storage) or float16 (``preprocess.storage.dtype: float16``,
+    z-scores with scale 1 and offset 0), one dtype and size per batch."""
     if len(samples) == 0:
         raise DataError(
             "empty batch", path="samples", fix="give at least one (slice, scale, offset)"
@@ -479,23 +270,24 @@ def stack_slice_samples(samples: Sequence[Any]) -> tuple[torch.Tensor, torch.Ten
     for i, sample in enumerate(samples):
         if not isinstance(sample, Sequence) or len(sample) != 3:
             raise DataError(
-                f"sample {i} is not a (uint8 slice, scale, offset) triple",
+                f"sample {i} is not a (slice, scale, offset) triple",
                 path="samples",
                 fix="return (slice, scale, offset) from the dataset",
             )
         img = torch.as_tensor(
             np.asarray(sample[0]) if not isinstance(sample[0], torch.Tensor) else sample[0]
         )
+        first = slices[0] if slices else img
         if (
-            img.dtype != torch.uint8
+            img.dtype not in (torch.uint8, torch.float16)
             or img.dim() != 2
-            or img.shape != (slices[0].shape if slices else img.shape)
+            or (img.shape, img.dtype) != (first.shape, first.dtype)
         ):
             raise DataError(
-                f"sample {i} slice is {img.dtype} {tuple(img.shape)}; need uint8 [H, W] "
-                "of one size per batch",
+                f"sample {i} slice is {img.dtype} {tuple(img.shape)}; need uint8 or float16 "
+                "[H, W] of one size and dtype per batch",
                 path="samples",
-                fix="read slices from one shard set (same size, uint8)",
+                fix="read slices from one shard set (same size and storage dtype)",
             )
         slices.append(img)
         scales.append(float(sample[1]))
@@ -504,7 +296,7 @@ def stack_slice_samples(samples: Sequence[Any]) -> tuple[torch.Tensor, torch.Ten
 
 
 class MultiCropCollate:
-    """``collate_fn`` for a DataLoader over (uint8 slice, scale, offset) samples."""
+    """``collate_fn`` for a DataLoader over (uint8 or float16 slice, scale, offset) samples."""
 
     def __init__(self, augmentation: MultiCropAugmentation):
         self.augmentation = augmentation

@@ -1,4 +1,8 @@
-"""Shared argument checks and the fp32 guard used by every loss in this package."""
+"""Shared argument checks and the fp32 guard used by every loss in this package.
+
+A loss is called by code, not by a user's file or config, so a wrong argument is a programming
+error: it raises ``ValueError`` (with a traceback in the CLIs), naming the function and argument.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,11 @@ from collections.abc import Iterator
 
 import torch
 
-from braindino.errors import BrainDinoError
-
 
 def check(ok: bool, where: str, problem: str, fix: str) -> None:
-    """Raise one ``BrainDinoError`` naming ``where`` (function and argument) unless ``ok``."""
+    """Raise one ``ValueError`` ``"<where>: <problem> (<fix>)"`` unless ``ok``."""
     if not ok:
-        raise BrainDinoError(problem, path=where, fix=fix)
+        raise ValueError(f"{where}: {problem} ({fix})")
 
 
 def check_positive(value: float, where: str) -> None:

@@ -5,11 +5,37 @@ from __future__ import annotations
 import torch
 
 from braindino.losses._common import check, check_positive, check_tensor, full_precision, upcast
-from braindino.losses.soft_cross_entropy import FactoredLogits, check_logits, soft_cross_entropy
+
+
+def check_dino_shapes(
+    student_shape: tuple[int, ...], teacher_probs: torch.Tensor, ignore_diagonal: bool
+) -> int:
+    """Check ``[S, N, K]`` student logits against ``[T, N, K]`` teacher targets; return the
+    number of (student crop, teacher crop) pairs the loss averages over."""
+    where = "dino_loss"
+    S, N, K = student_shape
+    T = teacher_probs.shape[0]
+    check(
+        teacher_probs.shape[1:] == (N, K) and 1 <= T <= S,
+        f"{where}(teacher_probs)",
+        f"shape {tuple(teacher_probs.shape)} does not fit student_logits {(S, N, K)}; "
+        "expected [T, N, K] with 1 <= T <= S",
+        "pass the teacher's global-crop targets with the same batch and prototype sizes, "
+        "and put the student's global crops first",
+    )
+    check(N >= 1, f"{where}(student_logits)", "the batch is empty (N = 0)", "pass an image")
+    n_pairs = S * T - T if ignore_diagonal else S * T
+    check(
+        n_pairs > 0,
+        f"{where}(ignore_diagonal)",
+        "no crop pairs are left: one student crop against its own teacher crop only",
+        "give the student more crops or pass ignore_diagonal=False",
+    )
+    return n_pairs
 
 
 def dino_loss(
-    student_logits: torch.Tensor | FactoredLogits,
+    student_logits: torch.Tensor,
     teacher_probs: torch.Tensor,
     student_temperature: float = 0.1,
     ignore_diagonal: bool = True,
@@ -22,62 +48,15 @@ def dino_loss(
     against the teacher's view of the same crop — are skipped, leaving S·T − T pairs; otherwise
     all S·T pairs count. Teacher probabilities are a fixed target (no gradient flows into them).
     Computed in float32 with autocast off (float64 inputs stay float64); returns a scalar.
-
-    ``student_logits`` may also be :class:`braindino.losses.FactoredLogits` with ``[S, N, D]``
-    features (the DINO head's bottleneck from ``DINOHead(..., factored=True)``) and ``[K, D]``
-    prototypes: the same loss without holding the ``[S, N, K]`` logits or their gradient.
-
-    The cross-entropy is linear in the target, so each student row is scored once against the
-    sum of the teacher crops it is paired with (all T, or T − 1 for a global crop when the
-    diagonal is ignored) and the pair count divides the total.
     """
-    where = "dino_loss"
-    check_logits(student_logits, where, "student_logits", ndim=3)
-    check_tensor(teacher_probs, f"{where}(teacher_probs)", 3)
-    check_positive(student_temperature, f"{where}(student_temperature)")
-    S, N, K = student_logits.shape
-    T = teacher_probs.shape[0]
-    check(
-        teacher_probs.shape[1:] == (N, K) and 1 <= T <= S,
-        f"{where}(teacher_probs)",
-        f"shape {tuple(teacher_probs.shape)} does not fit student_logits {(S, N, K)}; "
-        "expected [T, N, K] with 1 <= T <= S",
-        "pass the teacher's global-crop targets with the same batch and prototype sizes, "
-        "and put the student's global crops first",
-    )
-    check(
-        N >= 1,
-        f"{where}(student_logits)",
-        "the batch is empty (N = 0)",
-        "call the loss with at least one image",
-    )
-    n_pairs = S * T - T if ignore_diagonal else S * T
-    check(
-        n_pairs > 0,
-        f"{where}(ignore_diagonal)",
-        "no crop pairs are left: one student crop against its own teacher crop only",
-        "give the student more crops or pass ignore_diagonal=False",
-    )
-    factored = isinstance(student_logits, FactoredLogits)
-    reference = student_logits.features if factored else student_logits
-    with full_precision(reference):
-        if factored:
-            features = student_logits.features.reshape(S * N, -1)
-            logits = student_logits._replace(features=features)
-        else:
-            logits = upcast(student_logits).reshape(S * N, K)
-        acc = torch.float64 if reference.dtype == torch.float64 else torch.float32
-        targets = _paired_targets(teacher_probs.detach().to(acc), S, ignore_diagonal)
-        weights = torch.full((S * N,), 1.0 / (n_pairs * N), dtype=acc, device=reference.device)
-        return soft_cross_entropy(logits, targets.view(S * N, K), weights, student_temperature)
-
-
-def _paired_targets(teacher_probs: torch.Tensor, crops: int, ignore_diagonal: bool) -> torch.Tensor:
-    """``[S, N, K]``: for each of ``crops`` student crops, the sum of the teacher crops it is
-    paired with (all T; without its own crop i for i < T when ``ignore_diagonal``)."""
-    T, N, K = teacher_probs.shape
-    total = teacher_probs.sum(dim=0)
-    targets = total.expand(crops, N, K).clone()
-    if ignore_diagonal:
-        targets[:T] -= teacher_probs
-    return targets
+    check_tensor(student_logits, "dino_loss(student_logits)", 3)
+    check_tensor(teacher_probs, "dino_loss(teacher_probs)", 3)
+    check_positive(student_temperature, "dino_loss(student_temperature)")
+    n_pairs = check_dino_shapes(tuple(student_logits.shape), teacher_probs, ignore_diagonal)
+    with full_precision(student_logits):
+        log_p = torch.log_softmax(upcast(student_logits) / student_temperature, dim=-1)
+        targets = teacher_probs.detach().to(log_p.dtype)
+        # cross[t, s]: teacher crop t against student crop s, summed over the N images
+        cross = -torch.einsum("tnk,snk->ts", targets, log_p)
+        total = cross.sum() - cross.diagonal().sum() if ignore_diagonal else cross.sum()
+        return total / (n_pairs * student_logits.shape[1])

@@ -176,16 +176,17 @@ class MaskableViT(nn.Module):
             x: ``[B, C, H, W]`` images, H and W multiples of the patch size.
             masks: optional bool ``[B, P]`` (P = patches, row-major); True patches are replaced
                 by the mask token before the blocks. An all-False mask equals no mask.
-            keep_patches: optional bool ``[B, P]``: only these patches' final tokens are wanted.
-                The last block then computes queries, attention, output projection and MLP for
-                the prefix tokens and these patches alone (keys and values still come from
-                every token), which is what a training step needs: the same values, less work.
+            keep_patches: optional bool ``[B, P]``: only these patches' final tokens are wanted
+                (the fused training step, ``run.fused``). The last block then computes queries,
+                attention, output projection and MLP for the prefix tokens and these patches
+                alone (keys and values still come from every token): the same values, less
+                work.
 
         Returns:
-            ``cls`` ``[B, D]`` and ``registers`` ``[B, R, D]`` after the final norm; without
-            ``keep_patches`` also ``patches`` ``[B, P, D]`` (normed) and ``pre_norm``
-            ``[B, 1 + R + P, D]`` (the last block's raw tokens); with it ``kept_patches``
-            ``[keep_patches.sum(), D]`` (normed, in ``keep_patches.nonzero()`` order) instead.
+            After the final norm: ``cls`` ``[B, D]``, ``registers`` ``[B, R, D]`` and
+            ``patches`` — ``[B, P, D]``, or with ``keep_patches`` just the wanted ones,
+            ``[keep_patches.sum(), D]`` in ``keep_patches.nonzero()`` order (the rows
+            ``patches[keep_patches]`` of the full result).
         """
         tokens, rope = self._embed(x, masks)
         if keep_patches is not None:  # checked before any block runs
@@ -195,9 +196,7 @@ class MaskableViT(nn.Module):
         for index in range(last):
             tokens = self._run_block(index, tokens, rope)
         if keep_patches is None:
-            out = self._split(self.vit.norm(tokens))
-            out["pre_norm"] = tokens
-            return out
+            return self._split(self.vit.norm(tokens))
         kwargs = {"rope": rope} if self.family == "eva" else {}
         args = (self.vit.blocks[-1], tokens, keep_patches, self.num_prefix_tokens, kwargs)
         if self.vit.grad_checkpointing and torch.is_grad_enabled():
@@ -207,7 +206,7 @@ class MaskableViT(nn.Module):
         rows = self.vit.norm(rows)
         batch, n = x.shape[0], self.num_prefix_tokens
         prefix = rows[: batch * n].view(batch, n, -1)
-        return {"cls": prefix[:, 0], "registers": prefix[:, 1:], "kept_patches": rows[batch * n :]}
+        return {"cls": prefix[:, 0], "registers": prefix[:, 1:], "patches": rows[batch * n :]}
 
     def forward(self, x: Tensor) -> Tensor:
         """The normed CLS embedding ``[B, D]`` (what timm's model returns with token pooling)."""

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from braindino.errors import ConfigError
-from braindino.losses.soft_cross_entropy import FactoredLogits, inverse_row_norms, norm_eps
+from braindino.losses.fused import FactoredLogits, norm_eps
 
 
 def _unit_rows(x: Tensor) -> Tensor:
@@ -34,16 +34,9 @@ class PrototypeLayer(nn.Module):
         nn.init.trunc_normal_(self.weight, std=0.02)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Prototype scores ``[..., out_dim]``.
-
-        Unit prototypes are applied as a per-column scale of ``x @ weight.T`` (by
-        ``1 / ‖weight_k‖``): the same logits as multiplying by the normalised matrix, without
-        building that ``[out_dim, in_dim]`` matrix and its gradient every step.
-        """
-        logits = F.linear(x, self.weight.to(x.dtype))
-        if not self.normalize:
-            return logits
-        return logits * inverse_row_norms(self.weight).to(logits.dtype)
+        """Prototype scores ``[..., out_dim]``: ``x @ unit(weight).T`` (or ``x @ weight.T``)."""
+        weight = _unit_rows(self.weight) if self.normalize else self.weight
+        return F.linear(x, weight.to(x.dtype))
 
     def extra_repr(self) -> str:
         out_dim, in_dim = self.weight.shape
@@ -111,11 +104,10 @@ class DINOHead(nn.Module):
     def forward(self, x: Tensor, factored: bool = False) -> Tensor | FactoredLogits:
         """Prototype logits ``[..., out_dim]`` for features ``[..., in_dim]``.
 
-        ``factored=True`` (2-D input) returns the logits as their two factors,
-        :class:`~braindino.losses.FactoredLogits` (bottleneck ``[M, bottleneck_dim]``,
-        prototypes ``[out_dim, bottleneck_dim]``), for the losses that never materialise the
-        ``[M, out_dim]`` matrix (``ibot_loss``). Computed inside ``forward`` so that FSDP's
-        hooks see it.
+        ``factored=True`` returns the logits as their two factors,
+        :class:`~braindino.losses.fused.FactoredLogits` (bottleneck ``[..., bottleneck_dim]``,
+        prototypes ``[out_dim, bottleneck_dim]``), for the fused losses that never materialise
+        the ``[..., out_dim]`` matrix. Computed inside ``forward`` so that FSDP's hooks see it.
         """
         z = self.bottleneck(x)
         if factored:

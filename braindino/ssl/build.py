@@ -36,7 +36,7 @@ def build_meta_arch(cfg: DictConfig) -> SelfDistillation:
     }
     student = StudentNetwork(backbone, heads["dino"], heads["ibot"])
     weights = LossWeights(**OmegaConf.to_container(cfg.loss))
-    meta = SelfDistillation(student, weights)
+    meta = SelfDistillation(student, weights, fused=bool(cfg.run.fused))
     if m.init_from:
         state = load_checkpoint(resolve_checkpoint(m.init_from, "model.init_from"))
         meta.student.load_state_dict(state["student"])
@@ -151,7 +151,7 @@ RESUME_MAY_CHANGE = (
     "run.checkpoint_every",
     "run.keep_checkpoints",
     "run.max_nonfinite_steps",
-    "run.keep_host_memory",
+    "run.fused",
     "data.num_workers",
     "probe",
 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,10 +18,10 @@ from braindino.errors import ConfigError
 
 
 class ShardSliceDataset(Dataset):
-    """Map-style view of a shard folder: index → ``(uint8 slice, scale, offset)``.
+    """Map-style view of a shard folder: index → ``(stored slice, scale, offset)``.
 
-    ``scale``/``offset`` turn the stored uint8 into robust z-scores; the augmentation applies them
-    after cropping, so workers only copy bytes.
+    ``scale``/``offset`` turn the stored uint8 (or float16: 1 and 0) into robust z-scores; the
+    augmentation applies them after cropping, so workers only copy bytes.
     """
 
     def __init__(self, reader: SliceShardReader):
@@ -58,7 +60,7 @@ def build_loader(
     sampler_state: dict | None = None,
     pin_memory: bool = False,
 ) -> tuple[DataLoader, WeightedSliceSampler]:
-    """An endless loader of ``(uint8 [B, S, S], scale [B], offset [B])`` batches for this rank.
+    """An endless loader of ``(slices [B, S, S], scale [B], offset [B])`` batches for this rank.
 
     Rank ``r`` gets the ``r``-th slice of each global batch (``rank_chunk = batch_size``) and
     workers take whole batches in turn (``worker_chunk = batch_size``), so the rank sees its
@@ -144,3 +146,15 @@ def augment_groups(
     weights = 1.0 / out["mask_counts"].clamp(min=1).float()
     out["mask_weights"] = weights[out["mask_indices"] // masks.shape[1]]
     return out
+
+
+def log_crop_images(log: Any, batch: dict, step: int) -> None:
+    """TensorBoard images of a batch's first 8 global and local crops and their iBOT masks."""
+    glob = batch["global_crops"][:8]
+    log.images("crops/global", glob, step)
+    log.images("crops/local", batch["local_crops"][:8], step)
+    masks = batch["masks"][:8].float()
+    side = math.isqrt(masks.shape[1])
+    grid = masks.view(-1, 1, side, side)
+    up = torch.nn.functional.interpolate(grid, size=glob.shape[-2:], mode="nearest")
+    log.images("crops/masks", up, step)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from braindino.losses import dino_loss, gram_loss, ibot_loss, koleo_loss, sinkhorn_knopp
+from braindino.losses.fused import FactoredLogits, fused_dino_loss, fused_ibot_loss
 from braindino.models import DINOHead, MaskableViT
 
 
@@ -39,33 +40,34 @@ class StudentNetwork(nn.Module):
         local_crops: Tensor | None,
         masks: Tensor,
         all_patches: bool = False,
+        fused: bool = False,
     ) -> dict:
-        """Student outputs: global CLS, DINO logits (all crops) and iBOT logits (masked), both
-        as :class:`~braindino.losses.FactoredLogits`; with ``all_patches`` also every global
-        patch token (``patches_global``, for the Gram loss).
+        """Student outputs: global CLS, DINO logits of every crop (global crops first, then
+        local, crop-major) and iBOT logits of the masked patches; with ``all_patches`` also
+        every global patch token (``patches_global``, for the Gram loss).
 
-        Without ``all_patches`` the last block runs only for the tokens a loss reads (CLS of
-        every crop, masked patches of the global crops). ``dino_logits`` rows are ordered
-        global crops first, then local crops (crop-major).
+        ``fused`` (``run.fused``): the last block runs only for the tokens a loss reads (CLS of
+        every crop, masked patches of the global crops) and the logits stay factored
+        (:class:`~braindino.losses.fused.FactoredLogits`) for the fused losses.
         """
         backbone = self.backbone
-        keep = None if all_patches else masks
-        glob = backbone.forward_features(global_crops, masks=masks, keep_patches=keep)
+        lean = fused and not all_patches
+        glob = backbone.forward_features(
+            global_crops, masks=masks, keep_patches=masks if lean else None
+        )
         cls = [glob["cls"]]
         if local_crops is not None and local_crops.shape[0] > 0:
-            no_patches = backbone.patch_mask(local_crops)  # only their CLS tokens are read
-            cls.append(backbone.forward_features(local_crops, keep_patches=no_patches)["cls"])
+            only_cls = backbone.patch_mask(local_crops) if fused else None  # no patch is read
+            cls.append(backbone.forward_features(local_crops, keep_patches=only_cls)["cls"])
         out = {
             "cls_global": glob["cls"],
-            # the logits stay factored: dino_loss and ibot_loss never build the [rows, K] matrix
-            "dino_logits": self.dino_head(torch.cat(cls), factored=True),
+            "dino_logits": self.dino_head(torch.cat(cls), factored=fused),
+            "ibot_logits": self.ibot_head(
+                glob["patches"] if lean else glob["patches"][masks], factored=fused
+            ),
         }
         if all_patches:
             out["patches_global"] = glob["patches"]
-            masked = glob["patches"][masks]
-        else:
-            masked = glob["kept_patches"]
-        out["ibot_logits"] = self.ibot_head(masked, factored=True)
         return out
 
 
@@ -79,6 +81,18 @@ class LossWeights:
     koleo: float = 0.1
     student_temperature: float = 0.1
     sinkhorn_iterations: int = 3
+
+
+def _crop_major(logits: Tensor | FactoredLogits, crops: int, batch: int):
+    """``[crops * batch, ...]`` rows as ``[crops, batch, ...]`` (factored: the features)."""
+    if isinstance(logits, FactoredLogits):
+        return logits._replace(features=logits.features.view(crops, batch, -1))
+    return logits.view(crops, batch, -1)
+
+
+def _crops(logits: Tensor | FactoredLogits, index: slice):
+    """The rows (or crops) ``index`` of plain or factored logits."""
+    return logits.select(index) if isinstance(logits, FactoredLogits) else logits[index]
 
 
 def _entropy(probs: Tensor) -> Tensor:
@@ -96,8 +110,11 @@ def effective_rank(features: Tensor) -> Tensor:
 class SelfDistillation(nn.Module):
     """Student, EMA teacher and (stage 2) Gram teacher, with the losses of one step."""
 
-    def __init__(self, student: StudentNetwork, weights: LossWeights | None = None):
+    def __init__(
+        self, student: StudentNetwork, weights: LossWeights | None = None, fused: bool = True
+    ):
         super().__init__()
+        self.fused = fused  # run.fused: the memory-lean path; False: the plain losses
         self.student = student
         self.teacher = copy.deepcopy(student)
         self.teacher.requires_grad_(False)
@@ -129,12 +146,12 @@ class SelfDistillation(nn.Module):
     @torch.no_grad()
     def _teacher_targets(self, global_crops: Tensor, masks: Tensor, temperature: float) -> dict:
         w = self.weights
-        out = self.teacher.backbone.forward_features(global_crops, keep_patches=masks)
+        keep = masks if self.fused else None  # fused: the last block on the read tokens only
+        out = self.teacher.backbone.forward_features(global_crops, keep_patches=keep)
+        masked = out["patches"] if self.fused else out["patches"][masks]
         cls_logits = self.teacher.dino_head(out["cls"])
         dino = sinkhorn_knopp(cls_logits, temperature, w.sinkhorn_iterations)
-        # factored: Sinkhorn–Knopp builds the [masked, K] matrix once, already over τ
-        patch_logits = self.teacher.ibot_head(out["kept_patches"], factored=True)
-        ibot = sinkhorn_knopp(patch_logits, temperature, w.sinkhorn_iterations)
+        ibot = sinkhorn_knopp(self.teacher.ibot_head(masked), temperature, w.sinkhorn_iterations)
         return {"dino": dino, "ibot": ibot, "cls_logits": cls_logits}
 
     # ------------------------------------------------------------------ losses
@@ -157,23 +174,25 @@ class SelfDistillation(nn.Module):
         n_local = 0 if local is None else local.shape[0] // b
         targets = self._teacher_targets(glob, masks, teacher_temp)
         use_gram = gram_weight > 0 and self.gram_teacher is not None
-        out = student(glob, local, masks, all_patches=use_gram)
+        out = student(glob, local, masks, all_patches=use_gram, fused=self.fused)
+        dino_fn, ibot_fn = (
+            (fused_dino_loss, fused_ibot_loss) if self.fused else (dino_loss, ibot_loss)
+        )
         k = out["dino_logits"].shape[-1]
-        dino_features = out["dino_logits"].features
-        s_dino = out["dino_logits"]._replace(features=dino_features.view(n_global + n_local, b, -1))
+        s_dino = _crop_major(out["dino_logits"], n_global + n_local, b)
         t_dino = targets["dino"].view(n_global, b, k)
         tau = w.student_temperature
         terms: dict[str, Tensor] = {}
-        s_global = s_dino.select(slice(0, n_global))
-        terms["dino_global"] = dino_loss(s_global, t_dino, tau, ignore_diagonal=True)
+        s_global = _crops(s_dino, slice(0, n_global))
+        terms["dino_global"] = dino_fn(s_global, t_dino, tau, ignore_diagonal=True)
         global_pairs, local_pairs = n_global * (n_global - 1), n_local * n_global
         dino = terms["dino_global"] * w.dino_global * global_pairs
         if n_local:
-            s_local = s_dino.select(slice(n_global, None))
-            terms["dino_local"] = dino_loss(s_local, t_dino, tau, ignore_diagonal=False)
+            s_local = _crops(s_dino, slice(n_global, None))
+            terms["dino_local"] = dino_fn(s_local, t_dino, tau, ignore_diagonal=False)
             dino = dino + terms["dino_local"] * w.dino_local * local_pairs
         total = dino / (global_pairs + local_pairs)
-        terms["ibot"] = ibot_loss(out["ibot_logits"], targets["ibot"], masks, tau)
+        terms["ibot"] = ibot_fn(out["ibot_logits"], targets["ibot"], masks, tau)
         terms["koleo"] = koleo_loss(out["cls_global"].view(n_global, b, -1))
         total = total + w.ibot * terms["ibot"] + w.koleo * terms["koleo"]
         # keep the mask token in the graph when no crop is masked (DDP expects every gradient)
@@ -191,7 +210,9 @@ class SelfDistillation(nn.Module):
     @torch.no_grad()
     def _monitors(self, out: dict, targets: dict, k: int, b: int) -> dict[str, Tensor]:
         t_probs = targets["dino"]
-        s_glob = out["dino_logits"].select(slice(0, 2 * b)).materialize()
+        s_glob = _crops(out["dino_logits"], slice(0, 2 * b))
+        if isinstance(s_glob, FactoredLogits):
+            s_glob = s_glob.materialize()
         agree = (s_glob.argmax(-1) == t_probs.argmax(-1)).float().mean()
         cls = F.normalize(out["cls_global"].float(), dim=-1)
         return {

@@ -12,21 +12,19 @@ checkpointed, so an interrupted and resumed run reaches the same weights as an u
 
 from __future__ import annotations
 
-import math
 import signal
 import sys
 import time
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 from braindino.config import save_config
 from braindino.data.multicrop import MultiCropAugmentation
 from braindino.engine.checkpoint import atomic_save, load_checkpoint, save_checkpoint
 from braindino.engine.collective import main_decides
-from braindino.engine.host_memory import keep_freed_host_memory
 from braindino.engine.logger import RunLogger
 from braindino.engine.resume import check_resume_config, find_resume
 from braindino.engine.run_lock import RunLock
@@ -45,18 +43,24 @@ from braindino.ssl.build import (
     cpu_recipe_warning,
     distribution_kind,
     open_shards,
-    resolve_checkpoint,
 )
-from braindino.ssl.data import augment_groups, build_loader, sampling_weights, to_device
+from braindino.ssl.data import (
+    augment_groups,
+    build_loader,
+    log_crop_images,
+    sampling_weights,
+    to_device,
+)
+from braindino.ssl.gram_teacher import update_gram_teacher
 from braindino.ssl.meta_arch import SelfDistillation
 from braindino.ssl.param_groups import apply_schedule_values, clip_gradients
+from braindino.ssl.periodic_probe import PeriodicProbe, check_probe_config
 from braindino.ssl.sharding import (
-    full_model_state,
-    full_optimizer_state,
     load_full_optimizer_state,
     shard_student,
     unsharded,
 )
+from braindino.ssl.training_state import restore_training_state, training_state
 
 
 def step_seed(seed: int, iteration: int, rank: int) -> int:
@@ -71,20 +75,6 @@ def _wants_sharding(cfg: DictConfig, acc) -> bool:
     """FSDP2 for the student: ``run.fsdp=true`` or an accelerate FSDP config, with >1 process."""
     asked = bool(cfg.run.fsdp) or distribution_kind(acc) == "FSDP"
     return asked and acc.num_processes > 1
-
-
-def _check_probe_config(p: DictConfig) -> None:
-    """The probe section names its data and valid probe options (one clear ConfigError)."""
-    from braindino.ssl.probe import check_probe_options
-
-    if not p.cohort and (list(p.tasks) or not list(p.labelled)):
-        raise ConfigError(
-            "probe.enabled but no probe.cohort",
-            path="probe.cohort",
-            fix="give the synthetic cohort folder (python -m braindino.synth --out DIR), or "
-            "probe your own tasks: probe.tasks=[] probe.labelled=[TASK] probe.data_root=DIR",
-        )
-    check_probe_options(str(p.pooling), p.blocks, str(p.classifier), prefix="probe.")
 
 
 class Trainer:
@@ -114,7 +104,7 @@ class Trainer:
                 fix="set run.compile=false, or train with DDP (run.fsdp=false)",
             )
         if cfg.probe.enabled:  # a probe config mistake fails now, not after training
-            _check_probe_config(cfg.probe)
+            check_probe_config(cfg.probe)
         self._notes: list[str] = []  # for log.txt, once it is open
         self.lock = RunLock(self.run_dir)
         main_decides(self._lock, self.acc.is_main_process)
@@ -139,12 +129,10 @@ class Trainer:
         self.nonfinite_in_row = 0
         self.skipped_steps = 0
         self.gram_refreshes = 0
-        self._probe_set = None
+        self._probe: PeriodicProbe | None = None
         self._resume_state: dict | None = None
         sampler_state = self._maybe_resume()
         self.meta.to(self.acc.device)
-        if self.acc.device.type == "cpu" and cfg.run.keep_host_memory:
-            keep_freed_host_memory()
         if self.sharded:
             shard_student(self.meta.student, self.acc.device)
             self.optimizer = build_optimizer(cfg, self.meta)
@@ -213,54 +201,13 @@ class Trainer:
         )
         if changes:
             self._say(f"config changed on resume (--allow-config-change): {'; '.join(changes)}")
-        try:
-            self.meta.student.load_state_dict(state["student"])
-            self.meta.teacher.load_state_dict(state["teacher"])
-            if state.get("gram_teacher") is not None:
-                self.meta.set_gram_teacher()
-                self.meta.gram_teacher.load_state_dict(state["gram_teacher"])
-        except RuntimeError as exc:  # e.g. size mismatches: the model settings changed
-            raise ConfigError(
-                "the checkpoint's weights do not fit the configured model (model or heads "
-                "settings changed)",
-                path=path,
-                fix="resume with the model settings it was trained with, or start a new run.out",
-            ) from exc
-        if self.optimizer is None:
-            self._optimizer_state = state["optimizer"]  # loaded once the student is sharded
-        else:
-            self.optimizer.load_state_dict(state["optimizer"])
-        self.step = int(state["step"])
-        self.nonfinite_in_row = int(state.get("nonfinite_in_row", 0))
-        self.skipped_steps = int(state.get("skipped_steps", 0))
-        self.gram_refreshes = int(state.get("gram_refreshes", 0))
-        return state["sampler"]
+        return restore_training_state(self, state, path)
 
     def state_dict(self) -> dict:
         """Everything a resume needs (tensors, numbers, strings and containers only).
 
         With a sharded student every process must call it (the full tensors are gathered)."""
-        gram = self.meta.gram_teacher
-        if self.sharded:
-            student = full_model_state(self.meta.student)
-            optimizer = full_optimizer_state(self.meta.student, self.optimizer)
-        else:
-            student, optimizer = self.meta.student.state_dict(), self.optimizer.state_dict()
-        return {
-            "step": self.step,
-            "student": student,
-            "teacher": self.meta.teacher.state_dict(),
-            "gram_teacher": None if gram is None else gram.state_dict(),
-            "optimizer": optimizer,
-            "sampler": self.sampler.state_dict(
-                consumed=(self.step - self.start_step) * self.batch_size
-            ),
-            "nonfinite_in_row": self.nonfinite_in_row,
-            "skipped_steps": self.skipped_steps,
-            "gram_refreshes": self.gram_refreshes,
-            "config": OmegaConf.to_yaml(self.cfg),
-            "arch": str(self.cfg.model.arch),
-        }
+        return training_state(self)
 
     def save(self) -> Path | None:
         """Write a checkpoint of the current step (main process), all ranks in step."""
@@ -277,31 +224,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ Gram teacher
     def _update_gram_teacher(self, gram_weight: float) -> None:
-        g = self.cfg.gram
-        start = int(self.cfg.schedule.gram_start_iter)
-        if gram_weight <= 0:
-            return
-        if self.meta.gram_teacher is None:
-            if str(g.teacher) == "ema":
-                self.meta.set_gram_teacher()
-            else:
-                state = load_checkpoint(resolve_checkpoint(g.teacher, "gram.teacher"))
-                prefix = "backbone."
-                weights = {
-                    k[len(prefix) :]: v for k, v in state["teacher"].items() if k.startswith(prefix)
-                }
-                self.meta.set_gram_teacher()
-                self.meta.gram_teacher.load_state_dict(weights)
-            self.meta.gram_teacher.to(self.acc.device)
-            self.log.line(f"gram teacher set at iteration {self.step}")
-            return
-        every, most = int(g.refresh_every), int(g.max_refreshes)
-        due = every > 0 and self.step > start and (self.step - start) % every == 0
-        if due and self.gram_refreshes < most:
-            self.meta.set_gram_teacher()
-            self.meta.gram_teacher.to(self.acc.device)
-            self.gram_refreshes += 1
-            self.log.line(f"gram teacher refreshed ({self.gram_refreshes}/{most})")
+        self.gram_refreshes, line = update_gram_teacher(
+            self.meta, self.cfg, self.step, self.gram_refreshes, gram_weight, self.acc.device
+        )
+        if line:
+            self.log.line(line)
 
     # ------------------------------------------------------------------ one step
     def _batch(self, raw: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
@@ -453,16 +380,8 @@ class Trainer:
         return status
 
     def _log_images(self, batch: dict) -> None:
-        if not self.acc.is_main_process:
-            return
-        glob = batch["global_crops"][:8]
-        self.log.images("crops/global", glob, self.step)
-        self.log.images("crops/local", batch["local_crops"][:8], self.step)
-        masks = batch["masks"][:8].float()
-        side = math.isqrt(masks.shape[1])
-        grid = masks.view(-1, 1, side, side)
-        up = torch.nn.functional.interpolate(grid, size=glob.shape[-2:], mode="nearest")
-        self.log.images("crops/masks", up, self.step)
+        if self.acc.is_main_process:
+            log_crop_images(self.log, batch, self.step)
 
     def probe(self) -> dict | None:
         """Frozen-feature probe (``probe.classifier``: k-NN or logistic regression) of the EMA
@@ -470,25 +389,9 @@ class Trainer:
         process)."""
         if not self.acc.is_main_process:
             return None
-        from braindino.ssl.probe import ProbeSet
-
-        if self._probe_set is None:
-            p = self.cfg.probe
-            _check_probe_config(p)
-            size = int(p.image_size or self.cfg.model.img_size)
-            self._probe_set = ProbeSet(
-                p.cohort,
-                list(p.tasks),
-                size,
-                int(p.slices_per_volume),
-                pooling=str(p.pooling),
-                blocks=int(p.blocks),
-                labelled=list(p.labelled),
-                data_root=p.data_root,
-                encoder=self.meta.teacher.backbone,
-            )
-        backbone = self.meta.teacher.backbone
-        results = self._probe_set.evaluate(backbone, classifier=str(self.cfg.probe.classifier))
+        if self._probe is None:
+            self._probe = PeriodicProbe(self.cfg.probe, int(self.cfg.model.img_size))
+        results = self._probe(self.meta.teacher.backbone)
         self.log.scalars({f"probe/{k}": v for k, v in results.items()}, self.step)
         self.log.line(f"probe at {self.step}: {results}")
         return results

@@ -1,20 +1,16 @@
-"""Row-weighted soft-target cross-entropy with a temperature, as memory-lean autograd ops.
+"""The fused path of the DINO and iBOT losses: the same values and gradients as
+:func:`~braindino.losses.dino_loss` and :func:`~braindino.losses.ibot_loss`, without ever
+holding the ``[rows, K]`` logits or their gradient.
 
-``Σ_i w_i · (−Σ_k p_ik · log softmax(s_i / τ)_k)`` over ``[M, K]`` rows. With K = 65,536
-prototypes the loss is memory-bound, so both ops keep the passes over ``[M, K]`` few.
-
-- :func:`soft_cross_entropy` takes materialised logits ``s``. The forward computes ``z = s / τ``,
-  its row log-sum-exp and ``Σ_k p·z`` (a batched dot product, no product matrix) and keeps only
-  per-row values; the backward rebuilds ``softmax(z)`` in one buffer and turns it in place into
-  ``(softmax(z)·Σ_k p − p)·w/τ``. Autograd's log_softmax → multiply → sum chain materialises about
-  twice as many ``[M, K]`` tensors.
-- Given :class:`FactoredLogits` (``s = features @ prototypes.T``, the last layer of a DINO/iBOT
-  head), the op never builds the gradient of ``s``, nor the unit-prototype matrix: it walks the
-  prototypes in blocks of columns with an online log-sum-exp, and the backward turns each block's
-  logits into its softmax gradient in place and writes that block's prototype gradient directly.
-  Its temporaries are ``[M, block]`` slabs of a few MB; only the logits blocks themselves are
-  kept for the backward (up to ``KEEP_LOGITS_BYTES``; beyond it the backward recomputes them, one
-  extra ``[M, D] × [D, K]`` product, and nothing ``[M, K]``-sized outlives the forward).
+Switched on by the pretrain config's ``run.fused`` (the default); the plain losses are the
+reference it is tested against (values and gradients, float64). With K = 65,536 prototypes the
+two losses are memory-bound: a DINO/iBOT head's last layer gives its logits as two factors,
+:class:`FactoredLogits` (``features @ prototypes.T``), and :func:`factored_cross_entropy` walks
+the prototypes in blocks of columns with an online log-sum-exp; the backward turns each block's
+logits into its softmax gradient in place and writes that block's prototype gradient directly.
+Its temporaries are ``[M, block]`` slabs; only the logits blocks themselves are kept for the
+backward (up to ``KEEP_LOGITS_BYTES``; beyond it the backward recomputes them, one extra
+``[M, D] x [D, K]`` product).
 """
 
 from __future__ import annotations
@@ -23,11 +19,12 @@ from typing import NamedTuple
 
 import torch
 
-from braindino.losses._common import check, check_tensor
+from braindino.losses._common import check, check_positive, check_tensor, full_precision
+from braindino.losses.dino import check_dino_shapes
+from braindino.losses.ibot import ibot_token_weights
 
-# Elements per [M, block] slab (16 MB in float32): small enough for malloc to reuse heap memory
-# (glibc serves blocks under 32 MB from its heap once it has seen one freed), big enough that the
-# block products stay efficient.
+# Elements per [M, block] slab (16 MB in float32): a few MB of temporaries per block, big enough
+# that the block products stay efficient.
 SLAB_ELEMENTS = 1 << 22
 # The forward keeps the scaled logits blocks for the backward up to this many bytes (the [M, K]
 # logits of iBOT at batch 64 are ~1 GB in float32); beyond it the backward recomputes them.
@@ -79,13 +76,16 @@ def inverse_row_norms(matrix: torch.Tensor) -> torch.Tensor:
 
 
 def check_logits(logits: object, function: str, argument: str, ndim: int = 2) -> None:
-    """Require ``ndim``-D logits (``[M, K]`` by default) for ``function(argument)``: a tensor, or
-    :class:`FactoredLogits` of ``ndim``-D features and 2-D prototypes of the same width
-    (one-line errors)."""
+    """Require :class:`FactoredLogits` of ``ndim``-D features and 2-D prototypes of the same
+    width for ``function(argument)`` (one-line ``ValueError``)."""
     where = f"{function}({argument})"
-    if not isinstance(logits, FactoredLogits):
-        check_tensor(logits, where, ndim)
-        return
+    check(
+        isinstance(logits, FactoredLogits),
+        where,
+        f"expected FactoredLogits, got {type(logits).__name__}",
+        "pass head(x, factored=True), or call the plain loss in braindino.losses",
+    )
+    assert isinstance(logits, FactoredLogits)
     check_tensor(logits.features, f"{function}({argument}.features)", ndim)
     check_tensor(logits.prototypes, f"{function}({argument}.prototypes)", 2)
     widths = (logits.features.shape[-1], logits.prototypes.shape[1])
@@ -101,26 +101,6 @@ def _column_scale(
     prototypes: torch.Tensor, normalize: bool, dtype: torch.dtype
 ) -> torch.Tensor | None:
     return inverse_row_norms(prototypes.detach().to(dtype)) if normalize else None
-
-
-class _SoftCrossEntropy(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, logits, targets, weights, inv_temperature):
-        z = logits * inv_temperature
-        lse = torch.logsumexp(z, dim=1)
-        target_mass = targets.sum(dim=1)
-        dot = torch.bmm(targets.unsqueeze(1), z.unsqueeze(2)).view(-1)
-        ctx.save_for_backward(logits, targets, weights, lse, target_mass)
-        ctx.inv_temperature = inv_temperature
-        return (weights * (target_mass * lse - dot)).sum()
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        logits, targets, weights, lse, target_mass = ctx.saved_tensors
-        row_scale = (grad_output * weights * ctx.inv_temperature).unsqueeze(1)
-        grad = (logits * ctx.inv_temperature).sub_(lse.unsqueeze(1)).exp_()  # softmax(z)
-        grad.mul_(target_mass.unsqueeze(1)).sub_(targets).mul_(row_scale)
-        return grad, None, None, None
 
 
 def _blocks(rows: int, columns: int) -> list[tuple[int, int]]:
@@ -243,31 +223,61 @@ def _block_logits(features, prototypes, scale, start, stop, acc) -> torch.Tensor
     return (features @ rows.to(features.dtype).T).to(acc).mul_(c)
 
 
-def soft_cross_entropy(
-    logits: torch.Tensor | FactoredLogits,
-    targets: torch.Tensor,
-    weights: torch.Tensor,
-    temperature: float,
+def factored_cross_entropy(
+    logits: FactoredLogits, targets: torch.Tensor, weights: torch.Tensor, temperature: float
 ) -> torch.Tensor:
-    """``Σ_i weights[i] · (−Σ_k targets[i, k] · log softmax(logits[i] / temperature)_k)``.
+    """``Σ_i weights[i] · (−Σ_k targets[i, k] · log softmax(logits[i] / temperature)_k)`` for
+    factored logits (features ``[M, D]``, prototypes ``[K, D]``); ``targets`` ``[M, K]``,
+    ``weights`` ``[M]`` are constants. The products run in the features' dtype (bf16 on a GPU),
+    the softmax in float32 (float64 for float64 features). Returns a scalar."""
+    acc = torch.float64 if logits.features.dtype == torch.float64 else torch.float32
+    return _FactoredSoftCrossEntropy.apply(
+        logits.features,
+        logits.prototypes,
+        targets.detach().to(acc),
+        weights.detach().to(acc),
+        1.0 / float(temperature),
+        bool(logits.normalize),
+    )
 
-    ``logits`` is an ``[M, K]`` tensor, or :class:`FactoredLogits` (features ``[M, D]`` and
-    prototypes ``[K, D]``, which is faster and leaner for large K); ``targets`` is ``[M, K]`` and
-    ``weights`` ``[M]``. The gradient flows into the logits (or both factors) only; targets and
-    weights are constants. Returns a scalar.
+
+def fused_dino_loss(
+    student: FactoredLogits,
+    teacher_probs: torch.Tensor,
+    student_temperature: float = 0.1,
+    ignore_diagonal: bool = True,
+) -> torch.Tensor:
+    """:func:`~braindino.losses.dino_loss` of factored student logits (features ``[S, N, D]``).
+
+    The cross-entropy is linear in the target, so each student row is scored once against the
+    sum of the teacher crops it is paired with (all T, or T − 1 for a global crop when the
+    diagonal is ignored), and the pair count divides the total.
     """
-    inv_temperature = 1.0 / float(temperature)
-    if isinstance(logits, FactoredLogits):
-        # the products run in the features' dtype (bf16 on a GPU), the softmax in float32
-        acc = torch.float64 if logits.features.dtype == torch.float64 else torch.float32
-        return _FactoredSoftCrossEntropy.apply(
-            logits.features,
-            logits.prototypes,
-            targets.detach().to(acc),
-            weights.detach().to(acc),
-            inv_temperature,
-            bool(logits.normalize),
-        )
-    targets = targets.detach().to(logits.dtype)
-    weights = weights.detach().to(logits.dtype)
-    return _SoftCrossEntropy.apply(logits, targets, weights, inv_temperature)
+    check_logits(student, "dino_loss", "student_logits", ndim=3)
+    check_tensor(teacher_probs, "dino_loss(teacher_probs)", 3)
+    check_positive(student_temperature, "dino_loss(student_temperature)")
+    S, N, K = student.shape
+    n_pairs = check_dino_shapes((S, N, K), teacher_probs, ignore_diagonal)
+    with full_precision(student.features):
+        acc = torch.float64 if student.features.dtype == torch.float64 else torch.float32
+        paired = teacher_probs.detach().to(acc).sum(dim=0).expand(S, N, K).clone()
+        if ignore_diagonal:
+            paired[: teacher_probs.shape[0]] -= teacher_probs.detach().to(acc)
+        weights = student.features.new_full((S * N,), 1.0 / (n_pairs * N), dtype=acc)
+        rows = student._replace(features=student.features.reshape(S * N, -1))
+        return factored_cross_entropy(rows, paired.view(S * N, K), weights, student_temperature)
+
+
+def fused_ibot_loss(
+    student: FactoredLogits,
+    teacher_patch_probs: torch.Tensor,
+    masks: torch.Tensor,
+    student_temperature: float = 0.1,
+) -> torch.Tensor:
+    """:func:`~braindino.losses.ibot_loss` of factored student logits (features ``[M, D]``)."""
+    check_logits(student, "ibot_loss", "student_patch_logits")
+    check_positive(student_temperature, "ibot_loss(student_temperature)")
+    weights = ibot_token_weights(masks, tuple(student.shape), teacher_patch_probs)
+    with full_precision(student.features):
+        total = factored_cross_entropy(student, teacher_patch_probs, weights, student_temperature)
+        return total / masks.shape[0]

@@ -107,6 +107,19 @@ def check_keys(
             check_keys(base_node, extra._get_node(key), source, full + ".", open_keys)
 
 
+def section_with_defaults(
+    defaults: str | Path, section: str, values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``values`` merged over the ``section`` of the ``defaults`` config file, as a plain dict:
+    the one place a settings dataclass takes its defaults from. An unknown key is one
+    ConfigError naming the nearest known key."""
+    base = load_config(defaults)[section]
+    extra = values if isinstance(values, DictConfig) else OmegaConf.create(dict(values))
+    check_keys(base, extra, f"{section} settings", prefix=f"{section}.")
+    merged = OmegaConf.merge(base, extra)
+    return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
+
+
 def load_config(
     defaults: str | Path,
     overrides: Iterable[str | Path] = (),

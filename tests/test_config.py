@@ -71,3 +71,20 @@ def test_open_mappings_stay_open_after_an_override_fills_them(tmp_path, defaults
     filled.write_text("extra:\n  first: 1\n", encoding="utf-8")
     cfg = load_config(defaults, [filled], ["extra.second=2"])
     assert cfg.extra.first == 1 and cfg.extra.second == 2
+
+
+def test_settings_dataclasses_take_their_defaults_from_the_yaml_alone():
+    """One source per default: the pretrain YAML's schedule and loss sections are what the
+    dataclasses hold when nothing is given, and a typo names the nearest key."""
+    from dataclasses import asdict
+
+    from braindino.config import load_config
+    from braindino.engine.schedules import ScheduleSettings
+    from braindino.ssl.meta_arch import LossWeights
+
+    cfg = load_config("pretrain/default")
+    assert asdict(ScheduleSettings.from_mapping({})) == dict(cfg.schedule)
+    assert asdict(LossWeights.from_mapping({})) == dict(cfg.loss)
+    assert LossWeights.from_mapping({"koleo": 0.5}).koleo == 0.5
+    with pytest.raises(ConfigError, match=r"unknown config key 'loss.kolea'.*loss.koleo"):
+        LossWeights.from_mapping({"kolea": 0.5})

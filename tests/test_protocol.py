@@ -108,3 +108,17 @@ def test_a_job_array_cell_runs_the_script_of_its_task(task: str, script: str) ->
     from braindino.downstream.array import script_of
 
     assert script_of(task) == script
+
+
+@pytest.mark.parametrize("script", ["classify", "regress", "survival", "knn", "segment"])
+def test_a_command_line_without_flags_gives_the_options_defaults(script: str) -> None:
+    """The options dataclasses are the one source of the scripts' defaults."""
+    from braindino.downstream.cli import EXAMPLES, parse_options
+    from braindino.downstream.options import RunOptions, SegmentOptions
+
+    parsed = parse_options(script, [])
+    task = EXAMPLES[script]
+    expected = SegmentOptions(task=task) if script == "segment" else RunOptions(task, script=script)
+    assert parsed == expected
+    changed = parse_options(script, ["--epochs", "3", "--batch-size", "2"])
+    assert (changed.epochs, changed.batch_size) == (3, 2)

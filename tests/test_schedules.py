@@ -55,7 +55,7 @@ def _settings(**kw) -> ScheduleSettings:
         gram_start_iter=12,
     )
     base.update(kw)
-    return ScheduleSettings(**base)
+    return ScheduleSettings.from_mapping(base)
 
 
 def test_training_schedules_recipe_values():

@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import MISSING, fields
+from typing import Any
 
 from braindino.cli import prog_name
-from braindino.downstream.options import SEGMENTATION_HEADS, RunOptions, SegmentOptions
+from braindino.downstream.options import (
+    FEATURES,
+    SEGMENTATION_HEADS,
+    ProtocolOptions,
+    RunOptions,
+    SegmentOptions,
+)
 from braindino.errors import ConfigError
 
 EXAMPLES = {
@@ -18,6 +26,15 @@ EXAMPLES = {
     "knn": "knn",
     "segment": "brats2021",
 }
+SEGMENT_NUMBERS = (
+    "width",
+    "epochs",
+    "batch_size",
+    "lr",
+    "encoder_lr",
+    "foreground_fraction",
+    "patience",
+)
 SEGMENTATION_TASKS = (
     "brats2021, brats2023_gli, brats2023_men, brats2023_met, brats2024_goat, atlas_lesion"
 )
@@ -78,7 +95,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, task: str, task_help: str
         "twin; or a comma list of random, natural (timm's natural-image DINOv3 ViT-S/16 if "
         "available), timm names, export folders)",
     )
-    parser.add_argument("--bootstrap", type=int, default=1000, help="CI resamples (1000)")
+    parser.add_argument(
+        "--bootstrap", type=int, help=f"CI resamples ({default_of(ProtocolOptions, 'bootstrap')})"
+    )
     parser.add_argument(
         "--set", action="append", default=[], help="task config override key=value (repeatable)"
     )
@@ -88,13 +107,28 @@ def add_run_arguments(parser: argparse.ArgumentParser, task: str, task_help: str
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+def default_of(options: type, name: str) -> Any:
+    """The default of field ``name`` of an options dataclass: the one source of every
+    command-line default (the flags default to None, meaning "the options' default")."""
+    spec = {f.name: f for f in fields(options)}[name]
+    return spec.default_factory() if spec.default is MISSING else spec.default  # type: ignore[misc]
+
+
+def given(values: dict[str, Any]) -> dict[str, Any]:
+    """The options a command line set: ``None`` (a flag not given) leaves the default."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
 def add_volume_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of the volume-head scripts (classify, regress, survival, knn)."""
     parser.add_argument("--head", help="head (mean_mlp, attention, regression, cox; task default)")
-    parser.add_argument("--feature", default="cls", help="cls | patch_mean | cls+patch_mean")
-    parser.add_argument("--epochs", type=int, default=50, help="max head epochs (default 50)")
+    parser.add_argument(
+        "--feature", help=f"{' | '.join(FEATURES)} (default {default_of(RunOptions, 'feature')})"
+    )
+    epochs, batch = default_of(RunOptions, "epochs"), default_of(RunOptions, "batch_size")
+    parser.add_argument("--epochs", type=int, help=f"max head epochs (default {epochs})")
     parser.add_argument("--lr", type=float, help="head learning rate (default 1e-3)")
-    parser.add_argument("--batch-size", type=int, default=16, help="head batch (default 16)")
+    parser.add_argument("--batch-size", type=int, help=f"head batch (default {batch})")
     parser.add_argument("--cache", help="feature cache (default ~/.cache/braindino/features)")
 
 
@@ -105,11 +139,12 @@ def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--blocks", help="encoder blocks for the decoder, e.g. 2,5,8,11 (default 4 evenly spaced)"
     )
-    parser.add_argument("--width", type=int, default=128, help="decoder width (default 128)")
-    parser.add_argument("--epochs", type=int, default=20, help="max epochs (default 20)")
+    seg = {name: default_of(SegmentOptions, name) for name in SEGMENT_NUMBERS}
+    parser.add_argument("--width", type=int, help=f"decoder width (default {seg['width']})")
+    parser.add_argument("--epochs", type=int, help=f"max epochs (default {seg['epochs']})")
     parser.add_argument("--steps-per-epoch", type=int, help="default: training slices / batch")
-    parser.add_argument("--batch-size", type=int, default=16, help="slices per step (16)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="head learning rate (1e-3)")
+    parser.add_argument("--batch-size", type=int, help=f"slices per step ({seg['batch_size']})")
+    parser.add_argument("--lr", type=float, help=f"head learning rate ({seg['lr']:g})")
     parser.add_argument(
         "--unfreeze-encoder",
         action="store_true",
@@ -118,17 +153,15 @@ def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--encoder-lr",
         type=float,
-        default=1e-5,
-        help="encoder learning rate with --unfreeze-encoder (1e-5)",
+        help=f"encoder learning rate with --unfreeze-encoder ({seg['encoder_lr']:g})",
     )
     parser.add_argument(
         "--foreground-fraction",
         type=float,
-        default=0.5,
-        help="share of batch slices drawn from labelled slices (0.5)",
+        help=f"share of batch slices drawn from labelled slices ({seg['foreground_fraction']})",
     )
     parser.add_argument("--no-augment", action="store_true", help="switch augmentation off")
-    parser.add_argument("--patience", type=int, default=10, help="early-stop epochs (10)")
+    parser.add_argument("--patience", type=int, help=f"early-stop epochs ({seg['patience']})")
     parser.add_argument(
         "--no-predictions",
         action="store_true",
@@ -177,7 +210,7 @@ def parse_options(script: str, argv: Sequence[str] | None = None) -> RunOptions 
         data_root=args.data_root,
         out=args.out,
         label_fractions=list_values(args.label_fraction, float, "--label-fraction") or None,
-        seeds=list_values(args.seeds, int, "--seeds") or [0],
+        seeds=list_values(args.seeds, int, "--seeds") or None,
         compare=list_values(args.compare, str, "--compare"),
         bootstrap=args.bootstrap,
         overrides=list(args.set),
@@ -189,9 +222,11 @@ def parse_options(script: str, argv: Sequence[str] | None = None) -> RunOptions 
         lr=args.lr,
     )
     if script != "segment":
-        return RunOptions(script=script, head=args.head, feature=args.feature, **shared)
-    return SegmentOptions(
-        heads=list_values(args.head, str, "--head") or list(SEGMENTATION_HEADS),
+        chosen = dict(shared, script=script, head=args.head, feature=args.feature)
+        return RunOptions(**given(chosen))
+    chosen = dict(
+        shared,
+        heads=list_values(args.head, str, "--head") or None,
         blocks=list_values([args.blocks] if args.blocks else None, int, "--blocks") or None,
         width=args.width,
         steps_per_epoch=args.steps_per_epoch,
@@ -201,8 +236,8 @@ def parse_options(script: str, argv: Sequence[str] | None = None) -> RunOptions 
         augment=not args.no_augment,
         patience=args.patience,
         save_predictions=not args.no_predictions,
-        **shared,
     )
+    return SegmentOptions(**given(chosen))
 
 
 def main(script: str, argv: Sequence[str] | None = None) -> int:

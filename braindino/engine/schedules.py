@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from braindino.config import section_with_defaults
 from braindino.errors import ConfigError
 
 REFERENCE_BATCH_SIZE = 1024
@@ -88,25 +89,32 @@ def linear_warmup_then_constant(
 class ScheduleSettings:
     """The schedule knobs of a pretraining config (the ``schedule:`` section), in epochs.
 
-    Defaults are the DINOv2/DINOv3 recipe (REFERENCE.md §2). ``base_lr`` is scaled by
-    ``sqrt(global_batch / 1024)``; ``min_lr`` is not scaled.
+    The one source of their defaults (the DINOv2/DINOv3 recipe) is the ``schedule:`` section of
+    ``configs/pretrain/default.yaml``: :meth:`from_mapping` fills what a mapping leaves out from
+    it. ``base_lr`` is scaled by ``sqrt(global_batch / 1024)``; ``min_lr`` is not scaled.
     """
 
-    epochs: int = 100
-    iters_per_epoch: int = 1250
-    base_lr: float = 4e-3
-    min_lr: float = 1e-6
-    warmup_epochs: int = 10
-    weight_decay: float = 0.04
-    weight_decay_end: float = 0.4
-    momentum_teacher: float = 0.992
-    momentum_teacher_end: float = 1.0
-    teacher_temp_start: float = 0.04
-    teacher_temp: float = 0.07
-    teacher_temp_warmup_epochs: int = 30
-    freeze_last_layer_epochs: int = 1
-    gram_weight: float = 0.0
-    gram_start_iter: int = 0
+    epochs: int
+    iters_per_epoch: int
+    base_lr: float
+    min_lr: float
+    warmup_epochs: int
+    weight_decay: float
+    weight_decay_end: float
+    momentum_teacher: float
+    momentum_teacher_end: float
+    teacher_temp_start: float
+    teacher_temp: float
+    teacher_temp_warmup_epochs: int
+    freeze_last_layer_epochs: int
+    gram_weight: float
+    gram_start_iter: int
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ScheduleSettings:
+        """``values`` over the recipe defaults; an unknown key raises ``ConfigError`` naming
+        it."""
+        return cls(**section_with_defaults("pretrain/default", "schedule", values))
 
 
 @dataclass(frozen=True)
@@ -194,13 +202,4 @@ class TrainingSchedules:
 
         Missing keys take the recipe defaults; an unknown key raises ``ConfigError`` naming it.
         """
-        known = {f.name for f in fields(ScheduleSettings)}
-        values = dict(schedule_cfg.items())
-        for key in values:
-            if key not in known:
-                raise ConfigError(
-                    f"unknown schedule key '{key}'",
-                    path=f"schedule.{key}",
-                    fix=f"use one of: {', '.join(sorted(known))}",
-                )
-        return cls.build(ScheduleSettings(**values), global_batch_size)
+        return cls.build(ScheduleSettings.from_mapping(schedule_cfg), global_batch_size)

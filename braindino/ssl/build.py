@@ -35,7 +35,7 @@ def build_meta_arch(cfg: DictConfig) -> SelfDistillation:
         name: DINOHead(dim, **OmegaConf.to_container(cfg.heads[name])) for name in ("dino", "ibot")
     }
     student = StudentNetwork(backbone, heads["dino"], heads["ibot"])
-    weights = LossWeights(**OmegaConf.to_container(cfg.loss))
+    weights = LossWeights.from_mapping(cfg.loss)
     meta = SelfDistillation(student, weights, fused=bool(cfg.run.fused))
     if m.init_from:
         state = load_checkpoint(resolve_checkpoint(m.init_from, "model.init_from"))

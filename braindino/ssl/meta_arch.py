@@ -10,13 +10,15 @@ teacher anchors the patch-to-patch similarity structure.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from braindino.config import section_with_defaults
 from braindino.losses import dino_loss, gram_loss, ibot_loss, koleo_loss, sinkhorn_knopp
 from braindino.losses.fused import FactoredLogits, fused_dino_loss, fused_ibot_loss
 from braindino.models import DINOHead, MaskableViT
@@ -73,14 +75,22 @@ class StudentNetwork(nn.Module):
 
 @dataclass
 class LossWeights:
-    """Weights of the loss terms (REFERENCE §2); ``dino_local`` drops to 0.5 in stage 2."""
+    """Weights of the loss terms (REFERENCE §2); ``dino_local`` drops to 0.5 in stage 2.
 
-    dino_global: float = 1.0
-    dino_local: float = 1.0
-    ibot: float = 1.0
-    koleo: float = 0.1
-    student_temperature: float = 0.1
-    sinkhorn_iterations: int = 3
+    The one source of their defaults is the ``loss:`` section of
+    ``configs/pretrain/default.yaml`` (:meth:`from_mapping`)."""
+
+    dino_global: float
+    dino_local: float
+    ibot: float
+    koleo: float
+    student_temperature: float
+    sinkhorn_iterations: int
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> LossWeights:
+        """``values`` over the defaults; an unknown key is one ConfigError."""
+        return cls(**section_with_defaults("pretrain/default", "loss", values))
 
 
 def _crop_major(logits: Tensor | FactoredLogits, crops: int, batch: int):
@@ -120,7 +130,7 @@ class SelfDistillation(nn.Module):
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.gram_teacher: MaskableViT | None = None
-        self.weights = weights or LossWeights()
+        self.weights = weights or LossWeights.from_mapping({})
 
     def train(self, mode: bool = True) -> SelfDistillation:
         """Set the student's mode; the teachers always stay in eval mode (no drop path)."""

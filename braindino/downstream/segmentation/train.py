@@ -5,7 +5,7 @@ validation split only; the test split is never seen here)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,18 +23,19 @@ from braindino.metrics import dice
 
 @dataclass
 class TrainSettings:
-    """Optimisation of one head (AdamW, cosine decay after a short warm-up)."""
+    """Optimisation of one head (AdamW, cosine decay after a short warm-up); built from a run's
+    ``SegmentOptions`` (the one source of the defaults) by ``train_settings``."""
 
-    epochs: int = 20
-    steps_per_epoch: int | None = None  # default: training slices / batch size
-    batch_size: int = 16
-    lr: float = 1e-3
-    encoder_lr: float = 1e-5  # only used with an unfrozen encoder
+    epochs: int
+    steps_per_epoch: int | None  # None: training slices / batch size
+    batch_size: int
+    lr: float
+    encoder_lr: float  # only used with an unfrozen encoder
+    foreground_fraction: float
+    augment: AugmentSettings | None
+    patience: int | None  # epochs without a better validation Dice before stopping
+    progress: bool
     weight_decay: float = 1e-4
-    foreground_fraction: float = 0.5
-    augment: AugmentSettings | None = field(default_factory=AugmentSettings)
-    patience: int | None = 10  # epochs without a better validation Dice before stopping
-    progress: bool = False
 
 
 @torch.inference_mode()

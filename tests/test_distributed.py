@@ -19,8 +19,9 @@ import torch
 import torch.multiprocessing as mp
 from test_pretrain import _cfg, shards  # noqa: F401  (the module's shard folder fixture)
 
+from braindino.engine.collective import close_process_group
 from braindino.losses import sinkhorn_knopp
-from braindino.ssl.trainer import CPU_PROCESSES_TORCH, close_process_group
+from braindino.ssl.trainer import CPU_PROCESSES_TORCH
 
 B = 4  # per-process batch of the 2-process run
 STEPS = 4
@@ -186,7 +187,8 @@ def test_an_accelerate_fsdp_launch_shards_and_deepspeed_is_refused():
     from omegaconf import OmegaConf
 
     from braindino.errors import ConfigError
-    from braindino.ssl.trainer import _check_distribution, _wants_sharding
+    from braindino.ssl.build import wants_sharding as _wants_sharding
+    from braindino.ssl.trainer import _check_distribution
 
     cfg = OmegaConf.create({"run": {"fsdp": False}})
     fsdp = SimpleNamespace(distributed_type=DistributedType.FSDP, num_processes=8)

@@ -19,13 +19,8 @@ import pytest
 from nibabel.testing import data_path
 
 from braindino.data.cli import main as prepare_main
-from braindino.data.inputs import (
-    discover_inputs,
-    find_volumes,
-    modality_from_path,
-    read_manifest,
-    subject_from_path,
-)
+from braindino.data.inputs import discover_inputs, find_volumes, read_manifest
+from braindino.data.path_names import modality_from_path, subject_from_path
 from braindino.data.prepare import collect_inputs, load_prepare_config, prepare_shards
 from braindino.data.shards import SliceShardReader
 from braindino.errors import ConfigError, DataError

@@ -446,7 +446,7 @@ def test_compile_option_compiles_every_block_and_keeps_the_checkpoint_keys(
 def test_compile_with_fsdp_sharding_fails_at_start(shards, tmp_path, monkeypatch):
     from braindino.ssl import trainer
 
-    monkeypatch.setattr(trainer, "_wants_sharding", lambda cfg, acc: True)
+    monkeypatch.setattr(trainer, "wants_sharding", lambda cfg, acc: True)
     with pytest.raises(ConfigError, match=r"run\.compile is not supported with FSDP"):
         pretrain(_cfg(shards, tmp_path / "run", "run.compile=true"))
     assert not (tmp_path / "run" / "checkpoints").exists()

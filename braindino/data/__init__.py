@@ -12,7 +12,7 @@ _LAZY = {
     "VolumeInput": "braindino.data.inputs",
     "discover_inputs": "braindino.data.inputs",
     "inputs_from_config": "braindino.data.inputs",
-    "subject_from_path": "braindino.data.inputs",
+    "subject_from_path": "braindino.data.path_names",
     "SliceShardReader": "braindino.data.shards",
     "SliceShardWriter": "braindino.data.shards",
     "SliceInfo": "braindino.data.shards",

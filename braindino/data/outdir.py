@@ -19,9 +19,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from braindino.data.inputs import VolumeInput
-from braindino.data.shards import write_json_atomic
 from braindino.errors import DataError
-from braindino.io.atomic import atomic_write
+from braindino.io.atomic import atomic_write, write_json_atomic
 
 RUN_FILE = "prepare.json"
 

@@ -44,7 +44,6 @@ from braindino.data.shards import (
     SliceShardWriter,
     shard_name,
     write_index,
-    write_json_atomic,
 )
 from braindino.data.workdir import (
     WORKER_MODULES,
@@ -57,6 +56,7 @@ from braindino.data.workdir import (
     volume_key,
 )
 from braindino.errors import ConfigError, DataError
+from braindino.io.atomic import write_json_atomic
 
 
 def load_prepare_config(

@@ -25,7 +25,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from braindino.errors import DataError
-from braindino.io.atomic import AtomicFile, atomic_write, storage_error
+from braindino.io.atomic import (
+    AtomicFile,
+    atomic_write,
+    save_npy_atomic,
+    storage_error,
+    write_json_atomic,
+)
 
 FORMAT = "braindino-slice-shards"
 FORMAT_VERSION = 1
@@ -59,22 +65,6 @@ STORAGE_DTYPES = ("uint8", "float16")
 def shard_name(number: int) -> str:
     """File name of shard ``number`` (``shard-00003.u8``)."""
     return f"shard-{number:05d}.u8"
-
-
-def write_atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Write ``path`` through ``write(handle)`` into a temporary file, then ``os.replace`` it."""
-    atomic_write(path, write, mode=mode)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as sorted, indented JSON, atomically."""
-    text = json.dumps(obj, indent=1, sort_keys=True) + "\n"
-    write_atomic(path, lambda h: h.write(text), mode="w")
-
-
-def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    """``np.save`` into ``path``, atomically."""
-    write_atomic(path, lambda h: np.save(h, array, allow_pickle=False))
 
 
 class SliceShardWriter:
@@ -206,7 +196,7 @@ def write_index(
     save_npy_atomic(index / "slices.npy", np.asarray(slices, dtype=SLICE_DTYPE))
     save_npy_atomic(index / "volumes.npy", np.asarray(volumes, dtype=VOLUME_DTYPE))
     lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in volume_records)
-    write_atomic(index / "volumes.jsonl", lambda h: h.write(lines), mode="w")
+    atomic_write(index / "volumes.jsonl", lambda h: h.write(lines), mode="w")
     full = {
         **meta,
         "format": FORMAT,

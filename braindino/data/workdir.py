@@ -21,8 +21,9 @@ from omegaconf import DictConfig
 
 from braindino.data.conventions import LABEL_MAP_FIX, label_map_problem
 from braindino.data.inputs import VolumeInput
-from braindino.data.shards import save_npy_atomic, shard_name, write_json_atomic
+from braindino.data.shards import shard_name
 from braindino.errors import BrainDinoError, VolumeError
+from braindino.io.atomic import save_npy_atomic, write_json_atomic
 
 
 def text_hash(text: str) -> str:

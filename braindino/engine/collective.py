@@ -33,3 +33,14 @@ def main_decides(decide: Callable[[], T], is_main: bool) -> T:
         kind, problem, path, fix = outcome[1]
         raise kind(problem, path=path, fix=fix)
     return outcome[1]
+
+
+def close_process_group() -> None:
+    """Tear the distributed process group down, if there is one.
+
+    Call it before a training process exits: left to interpreter exit, a gloo process group's
+    threads can abort the process ("terminate called without an active exception") after
+    training has finished and checkpointed, which turns a finished job into a failed one.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

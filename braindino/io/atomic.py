@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import numpy as np
 
 #: Free bytes below which a failed write is taken to have hit a full disk.
 FULL_DISK_BYTES = 1 << 20
@@ -142,3 +145,14 @@ def atomic_write(
     with AtomicFile(path, fsync=fsync) as target, open(target.tmp, mode, encoding=encoding) as h:
         write(h)  # the handle closes before the file is committed
     return target.path
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as sorted, indented JSON, atomically."""
+    text = json.dumps(obj, indent=1, sort_keys=True) + "\n"
+    atomic_write(path, lambda handle: handle.write(text), mode="w")
+
+
+def save_npy_atomic(path: str | Path, array: np.ndarray) -> None:
+    """``np.save`` into ``path``, atomically."""
+    atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False))

@@ -221,3 +221,9 @@ def open_shards(cfg: DictConfig) -> SliceShardReader:
             fix="check data.shards or run pretrain/prepare.py --out that folder",
         )
     return SliceShardReader(cfg.data.shards)
+
+
+def wants_sharding(cfg: DictConfig, acc) -> bool:
+    """FSDP2 for the student: ``run.fsdp=true`` or an accelerate FSDP config, with >1 process."""
+    asked = bool(cfg.run.fsdp) or distribution_kind(acc) == "FSDP"
+    return asked and acc.num_processes > 1

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from braindino.config import save_config
 from braindino.data.multicrop import MultiCropAugmentation
 from braindino.engine.checkpoint import atomic_save, load_checkpoint, save_checkpoint
-from braindino.engine.collective import main_decides
+from braindino.engine.collective import close_process_group, main_decides
 from braindino.engine.logger import RunLogger
 from braindino.engine.resume import check_resume_config, find_resume
 from braindino.engine.run_lock import RunLock
@@ -41,8 +41,8 @@ from braindino.ssl.build import (
     check_distribution,
     cpu_cores,
     cpu_recipe_warning,
-    distribution_kind,
     open_shards,
+    wants_sharding,
 )
 from braindino.ssl.data import (
     augment_groups,
@@ -71,12 +71,6 @@ def step_seed(seed: int, iteration: int, rank: int) -> int:
 _check_distribution = check_distribution  # the name tests/test_distributed.py imports
 
 
-def _wants_sharding(cfg: DictConfig, acc) -> bool:
-    """FSDP2 for the student: ``run.fsdp=true`` or an accelerate FSDP config, with >1 process."""
-    asked = bool(cfg.run.fsdp) or distribution_kind(acc) == "FSDP"
-    return asked and acc.num_processes > 1
-
-
 class Trainer:
     """Holds one run's state; :meth:`fit` trains until the schedule ends or a signal arrives.
 
@@ -96,7 +90,7 @@ class Trainer:
         self.batch_size = int(cfg.data.batch_size_per_device)
         self.augment_group = augment_group_size(cfg, self.batch_size)
         self.seed = int(cfg.run.seed)
-        self.sharded = _wants_sharding(cfg, self.acc)
+        self.sharded = wants_sharding(cfg, self.acc)
         if self.sharded and cfg.run.compile:
             raise ConfigError(
                 "run.compile is not supported with FSDP sharding",
@@ -406,17 +400,6 @@ def _schedule_logs(values: dict, images_per_s: float) -> dict[str, float]:
         "schedule/gram_weight": values["gram_weight"],
         "speed/images_per_s": images_per_s,
     }
-
-
-def close_process_group() -> None:
-    """Tear the distributed process group down, if there is one.
-
-    Call it before a training process exits: left to interpreter exit, a gloo process group's
-    threads can abort the process ("terminate called without an active exception") after
-    training has finished and checkpointed, which turns a finished job into a failed one.
-    """
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 
 
 def pretrain(cfg: DictConfig, allow_config_change: bool = False) -> str:

@@ -54,11 +54,14 @@ def _time_round_robin(figures: dict, device, warmup: int, runs: int) -> dict[str
     return times
 
 
-def make_batch(cfg, batch: int, device: torch.device, source: int = 256) -> dict:
-    """A multi-crop batch from random uint8 slices (content does not change the cost)."""
+def make_batch(
+    cfg, batch: int, device: torch.device, source: int = 256, gram_ratio: int = 1
+) -> dict:
+    """A multi-crop batch from random uint8 slices (content does not change the cost); with
+    ``gram_ratio`` > 1 also the Gram teacher's crops at that many times the global size."""
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (batch, source, source), dtype=torch.uint8, generator=gen)
-    aug = MultiCropAugmentation.from_config(cfg.augment)
+    aug = MultiCropAugmentation.from_config(cfg.augment, gram_ratio=gram_ratio)
     out = aug(
         images.to(device),
         torch.full((batch,), 0.02, device=device),
@@ -90,6 +93,13 @@ def main() -> None:
         type=float,
         default=0.0,
         help="device's dense peak (TFLOP/s) for MFU, e.g. 989 for an H200 in bf16",
+    )
+    parser.add_argument(
+        "--gram-ratio",
+        type=int,
+        default=0,
+        help="also time stage-2 steps with the Gram teacher on the student's crops and at this "
+        "resolution ratio (gram.resolution_ratio; DINOv3: 2); 0 = skip",
     )
     args = parser.parse_args()
     if args.threads:
@@ -130,10 +140,14 @@ def main() -> None:
         loss.backward()
         student.zero_grad(set_to_none=True)
 
-    def full_step(fused: bool = True) -> None:
+    def full_step(fused: bool = True, gram: dict | None = None) -> None:
+        """One training step; ``gram``: a stage-2 step (Gram weight 2) on that batch."""
         meta.fused = fused
         with amp:
-            loss, _ = meta.losses(batch, teacher_temp=0.07)
+            if gram is None:
+                loss, _ = meta.losses(batch, teacher_temp=0.07)
+            else:
+                loss, _ = meta.losses(gram, teacher_temp=0.07, gram_weight=2.0)
         loss.backward()
         clip_gradients(
             {"backbone": student, "dino": meta.student.dino_head, "ibot": meta.student.ibot_head},
@@ -163,6 +177,15 @@ def main() -> None:
         "floor_wanted": lambda: floor(wanted_only=True),
         "step_plain": lambda: full_step(fused=False),
     }
+    if args.gram_ratio:  # stage 2: the Gram teacher on the student's crops vs at gram_ratio x
+        meta.set_gram_teacher()
+        gram_batches = {
+            r: make_batch(cfg, args.batch, device, gram_ratio=r) for r in (1, args.gram_ratio)
+        }
+        figures["step_gram_1x"] = lambda: full_step(gram=gram_batches[1])
+        figures[f"step_gram_{args.gram_ratio}x"] = lambda: full_step(
+            gram=gram_batches[args.gram_ratio]
+        )
     times = _time_round_robin(figures, device, args.warmup, args.runs)
     median = {name: statistics.median(values) for name, values in times.items()}
 
@@ -185,6 +208,7 @@ def main() -> None:
         "images_per_s": round(images / median["full_step"], 2),
         "step_plain_s": round(median["step_plain"], 4),
         "plain_over_fused": round(median_ratio("full_step", "step_plain"), 3),
+        **{f"{name}_s": round(median[name], 4) for name in median if name.startswith("step_gram")},
     }
     out["step_tflop"] = round(step_flops / 1e12, 3)
     out["achieved_tflops"] = round(step_flops / median["full_step"] / 1e12, 2)

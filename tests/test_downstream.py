@@ -126,6 +126,10 @@ def test_classify_writes_every_output(adni_run):
         assert auc["value"] == pytest.approx(expected, abs=1e-9)
     report = (out / "report.md").read_text()
     assert "| encoder | labels | seed |" in report and "plots/roc_encoder.png" in report
+    # the report names the head, its pooling and the slices it read (FAST: slices=8)
+    assert "- head: `attention` — attention over slices" in report
+    assert "`cls` features of 8 slices resampled along z" in report
+    assert (metrics["head"], metrics["feature"], metrics["slices"]) == ("attention", "cls", "8")
     assert "name: adni" in (out / "config.yaml").read_text()
 
 

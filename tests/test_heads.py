@@ -355,3 +355,18 @@ def test_one_selection_loop_keeps_the_first_of_tied_scores_and_minimises_by_defa
     assert int(best["epoch"]) == 4 and len(kept) == 3  # epochs 1, 2 and 4 improved
     assert history.train_loss == [9.0, 8.0, 7.0, 6.0, 5.0] and history.val_loss == []
     assert not history.stopped_early
+
+
+def test_braindino_default_head_is_the_mean_of_slice_features_then_the_mlp() -> None:
+    """``mean_mlp`` = BrainDINO's head: the slice features' mean (padding left out), then
+    LayerNorm → Linear → GELU → Linear, recomputed here by hand in float64."""
+    torch.manual_seed(0)
+    head = MeanPoolHead(6, 3, hidden=5).double()
+    features = torch.randn(2, 4, 6, dtype=torch.float64)
+    padding = torch.tensor([[False, False, False, True], [False] * 4])
+    out = head(features, padding)["logits"]
+    norm, first, second = head.mlp[0], head.mlp[1], head.mlp[4]
+    means = torch.stack([features[0, :3].mean(0), features[1].mean(0)])
+    z = F.layer_norm(means, (6,), norm.weight, norm.bias, norm.eps)
+    expected = F.linear(F.gelu(F.linear(z, first.weight, first.bias)), second.weight, second.bias)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)

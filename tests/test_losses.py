@@ -475,3 +475,46 @@ def test_dice_multilabel_regions_and_edge_cases() -> None:
         dice_loss(torch.randn(1, 3, 4, 4), torch.tensor([[[0, 4], [1, 2]]]).repeat(1, 2, 2))
     with pytest.raises(ValueError, match=r"dice_loss\(target\).*multilabel"):
         dice_loss(torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long), multilabel=True)
+
+
+def _bicubic_numpy(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bicubic resampling [N, D, h, w] -> [N, D, h', w'] written out in float64: Keys' cubic
+    kernel with a = -0.75, pixel-centre coordinates, edge indices clamped (PyTorch's rules)."""
+
+    def weights(t: float) -> list[float]:
+        a = -0.75
+
+        def near(x):  # |x| <= 1
+            return ((a + 2) * x - (a + 3)) * x * x + 1
+
+        def far(x):  # 1 < |x| < 2
+            return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+        return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+    def axis(n_in: int, n_out: int) -> np.ndarray:
+        matrix = np.zeros((n_out, n_in))
+        for i in range(n_out):
+            src = (i + 0.5) * n_in / n_out - 0.5
+            base = int(np.floor(src))
+            for k, w in zip(range(base - 1, base + 3), weights(src - base)):
+                matrix[i, min(max(k, 0), n_in - 1)] += w
+        return matrix
+
+    rows, cols = axis(maps.shape[2], size[0]), axis(maps.shape[3], size[1])
+    return np.einsum("ih,ndhw,jw->ndij", rows, maps, cols)
+
+
+def test_a_higher_resolution_teachers_patch_map_is_resized_bicubically() -> None:
+    from braindino.losses.gram import resize_patch_grid
+
+    rng = _rng(21)
+    teacher = rng.normal(size=(2, 8 * 6, 5))  # [N, h*w, D] on an 8 x 6 grid (2x a 4 x 3 one)
+    resized = resize_patch_grid(_t(teacher), (8, 6), (4, 3))
+    maps = teacher.transpose(0, 2, 1).reshape(2, 5, 8, 6)
+    expected = _bicubic_numpy(maps, (4, 3)).reshape(2, 5, 12).transpose(0, 2, 1)
+    np.testing.assert_allclose(resized.numpy(), expected, rtol=1e-10, atol=1e-12)
+    same = resize_patch_grid(_t(teacher), (8, 6), (8, 6))
+    assert torch.equal(same, _t(teacher))
+    with pytest.raises(ValueError, match=r"resize_patch_grid\(patches\).*48 patches"):
+        resize_patch_grid(_t(teacher), (7, 6), (4, 3))

@@ -192,3 +192,35 @@ def test_one_step_gives_the_same_loss_and_gradients_fused_or_plain(gram: bool) -
     assert set(g_fused) == set(g_plain) and len(g_plain) > 10
     for name, grad in g_plain.items():
         torch.testing.assert_close(g_fused[name], grad, rtol=1e-8, atol=1e-10, msg=name)
+
+
+def test_the_gram_term_reads_the_higher_resolution_teacher_on_the_students_grid() -> None:
+    """With gram_crops (the global crops at 2x) in the batch, the Gram loss compares the
+    student's patches with the Gram teacher's patch map of those crops, resized bicubically to
+    the student's grid; without them, with its map of the student's own crops."""
+    from braindino.losses import gram_loss
+    from braindino.losses.gram import resize_patch_grid
+
+    torch.manual_seed(2)
+    glob = torch.randn(4, 1, 32, 32, dtype=torch.float64)
+    batch = {
+        "global_crops": glob,
+        "local_crops": torch.randn(8, 1, 16, 16, dtype=torch.float64),
+        "masks": torch.rand(4, 4) < 0.5,
+        "gram_crops": torch.nn.functional.interpolate(glob, size=(64, 64), mode="bilinear"),
+    }
+    meta = _tiny_meta(True)
+    meta.set_gram_teacher()
+    _, logs = meta.losses(batch, teacher_temp=0.05, gram_weight=1.0)
+    with torch.no_grad():
+        student = meta.student(glob, batch["local_crops"], batch["masks"], all_patches=True)
+        high = meta.gram_teacher.forward_features(batch["gram_crops"])["patches"]  # 4 x 4 grid
+        expected = gram_loss(student["patches_global"], resize_patch_grid(high, (4, 4), (2, 2)))
+        own = gram_loss(
+            student["patches_global"], meta.gram_teacher.forward_features(glob)["patches"]
+        )
+    torch.testing.assert_close(logs["loss/gram"], expected, rtol=1e-10, atol=1e-12)
+    assert not torch.isclose(expected, own)
+    del batch["gram_crops"]
+    _, logs = meta.losses(batch, teacher_temp=0.05, gram_weight=1.0)
+    torch.testing.assert_close(logs["loss/gram"], own, rtol=1e-10, atol=1e-12)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import timm
 import torch
@@ -287,3 +289,50 @@ def test_frozen_prototype_layer_gets_no_update():
 def test_head_rejects_bad_sizes():
     with pytest.raises(ConfigError, match="out_dim=0"):
         DINOHead(32, out_dim=0)
+
+
+def test_rope_coordinate_jitter_is_on_in_the_vit_recipes_and_only_while_training(tmp_path):
+    """model.rope_rescale_coords (DINOv3: 2) reaches timm's RoPE of the student; in eval mode
+    (teacher, export, downstream) the encoder is exactly the one without it, and an export does
+    not carry it."""
+    from braindino.config import load_config
+    from braindino.errors import ConfigError
+    from braindino.models import load_encoder, save_encoder
+    from braindino.ssl.build import build_meta_arch
+
+    small = ["model.arch=vit_micro_patch16_dinov3", "model.drop_path_rate=0.0", "model.img_size=32"]
+    small += [f"heads.{h}.{k}={v}" for h in ("dino", "ibot") for k, v in
+              (("out_dim", 16), ("hidden_dim", 16), ("bottleneck_dim", 8))]  # fmt: skip
+    for recipe in ("vits16", "vitb16", "vitl16"):
+        assert (
+            load_config("pretrain/default", [f"pretrain/{recipe}"]).model.rope_rescale_coords == 2
+        )
+    cfg = load_config("pretrain/default", ["pretrain/vits16"], small)
+    torch.manual_seed(0)
+    jittered = build_meta_arch(cfg).student.backbone
+    assert jittered.vit.rope.rescale_coords == 2.0
+    assert "rope_rescale_coords" not in jittered.timm_kwargs  # train-only
+    plain_cfg = load_config("pretrain/default", [], small)
+    assert plain_cfg.model.rope_rescale_coords is None
+    plain = build_meta_arch(plain_cfg).student.backbone
+    plain.load_state_dict(jittered.state_dict())
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        jittered.eval(), plain.eval()
+        torch.testing.assert_close(jittered(x), plain(x), rtol=0, atol=0)
+        jittered.train()
+        torch.manual_seed(1)
+        first = jittered(x)
+        second = jittered(x)
+        torch.manual_seed(1)
+        again = jittered(x)
+    assert not torch.allclose(first, second)  # a new scale every step
+    torch.testing.assert_close(first, again, rtol=0, atol=0)  # drawn from the seeded RNG
+    save_encoder(jittered, tmp_path / "enc")
+    written = json.loads((tmp_path / "enc" / "config.json").read_text())
+    assert "rope_rescale_coords" not in written["timm_kwargs"]  # what timm rebuilds it from
+    assert load_encoder(tmp_path / "enc").vit.rope.rescale_coords is None
+    with pytest.raises(ConfigError, match=r"model.rope_rescale_coords.*>= 1"):
+        build_meta_arch(
+            load_config("pretrain/default", [], [*small, "model.rope_rescale_coords=0.5"])
+        )

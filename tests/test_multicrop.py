@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy import ndimage
 from torchvision.transforms.v2 import functional as TF
 
@@ -348,3 +349,31 @@ def test_dataloader_workers_draw_different_augmentations():
     )
     first, second = list(loader)  # one batch from each worker, same input slice
     assert not torch.equal(first["global_crops"], second["global_crops"])
+
+
+def test_gram_crops_are_the_global_boxes_at_twice_the_size_without_intensity_changes():
+    """gram_ratio 2 (DINOv3's Gram teacher): the same boxes as the global crops, 2x the pixels,
+    no intensity augmentation, and nothing else of the batch changes. With a full-image box the
+    crops are plain bilinear resizes (F.interpolate, an independent path from grid_sample)."""
+    images, scale, offset = _batch(b=3, size=64, seed=4)
+    one = MultiCropAugmentation(SMALL, seed=0)(images, scale, offset, generator=_gen(9))
+    two = MultiCropAugmentation(SMALL, seed=0, gram_ratio=2)(images, scale, offset, _gen(9))
+    assert "gram_crops" not in one and two["gram_crops"].shape == (6, 1, 64, 64)
+    for key, value in one.items():
+        torch.testing.assert_close(two[key], value, rtol=0, atol=0)
+
+    whole = {
+        **SMALL,
+        "global_crops": {"size": 32, "scale": [1.0, 1.0]},
+        "aspect_ratio": [1.0, 1.0],
+        "flip_probability": 0.0,
+    }
+    out = MultiCropAugmentation(whole, seed=0, gram_ratio=2)(images, scale, offset, _gen(1))
+    z = images.float().unsqueeze(1) * scale.view(-1, 1, 1, 1) + offset.view(-1, 1, 1, 1)
+    expected = F.interpolate(z, size=(64, 64), mode="bilinear", align_corners=False)
+    for crop in range(2):  # crop-major rows: both global crops of every slice
+        torch.testing.assert_close(
+            out["gram_crops"][crop * 3 : crop * 3 + 3], expected, atol=1e-4, rtol=0
+        )
+    with pytest.raises(ConfigError, match=r"gram\.resolution_ratio"):
+        MultiCropAugmentation(SMALL, gram_ratio=0)

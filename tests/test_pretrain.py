@@ -286,9 +286,11 @@ def test_stage2_gram_anchoring_from_a_stage1_run(shards, tmp_path):
         "schedule.warmup_epochs=0",
         "gram.refresh_every=2",
         "gram.max_refreshes=1",
+        "gram.resolution_ratio=2",  # DINOv3: the Gram teacher reads the crops at 2x
         "loss.dino_local=0.5",
     )
     trainer = Trainer(cfg)
+    assert trainer.augment.gram_ratio == 2
     assert trainer.fit() == "done"
     assert trainer.meta.gram_teacher is not None and trainer.gram_refreshes == 1
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -136,9 +136,26 @@ class MultiCropAugmentation:
     Build it with ``MultiCropAugmentation.from_config(cfg)``. Calls are deterministic given the
     ``generator`` argument; without one a private generator seeded by ``seed`` is used (seeded
     from torch's global RNG when ``seed`` is None, and offset per DataLoader worker).
+
+    With ``gram_ratio`` r > 1 the batch also holds ``gram_crops`` ``[2B, 1, rG, rG]``: the global
+    crops' very boxes, flips and rotations at r times their size and without intensity
+    augmentation (what DINOv3's Gram teacher sees); they draw nothing from the generator, so the
+    other outputs are the same whatever r is.
     """
 
-    def __init__(self, cfg: Mapping[str, Any] | DictConfig | None = None, seed: int | None = None):
+    def __init__(
+        self,
+        cfg: Mapping[str, Any] | DictConfig | None = None,
+        seed: int | None = None,
+        gram_ratio: int = 1,
+    ):
+        if isinstance(gram_ratio, bool) or not isinstance(gram_ratio, int) or gram_ratio < 1:
+            raise ConfigError(
+                f"must be a whole number >= 1, got {gram_ratio!r}",
+                path="gram.resolution_ratio",
+                fix="use 1 (the student's crops) or 2 (DINOv3)",
+            )
+        self.gram_ratio = gram_ratio
         self.cfg = augment_config(cfg)
         _validate(self.cfg)
         c = self.cfg
@@ -169,10 +186,14 @@ class MultiCropAugmentation:
 
     @classmethod
     def from_config(
-        cls, cfg: Mapping[str, Any] | DictConfig | None = None, seed: int | None = None
+        cls,
+        cfg: Mapping[str, Any] | DictConfig | None = None,
+        seed: int | None = None,
+        gram_ratio: int = 1,
     ) -> MultiCropAugmentation:
-        """Build from the ``augment`` section (defaults: ``configs/pretrain/augment.yaml``)."""
-        return cls(cfg, seed)
+        """Build from the ``augment`` section (defaults: ``configs/pretrain/augment.yaml``);
+        ``gram_ratio`` > 1 also cuts ``gram_crops`` (``gram.resolution_ratio``)."""
+        return cls(cfg, seed, gram_ratio)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -235,6 +256,10 @@ class MultiCropAugmentation:
             type_rows = torch.tensor(types, dtype=torch.long).repeat_interleave(b)
             out = torch.empty(n * b, 1, size, size, device=device)
             groups.append((n, size, thetas, type_rows, out))
+        gram = None
+        if self.gram_ratio > 1:
+            side = self.global_size * self.gram_ratio
+            gram = torch.empty(2 * b, 1, side, side, device=device)
         chunk = b if device.type != "cpu" or self.cpu_chunk_slices <= 0 else self.cpu_chunk_slices
         for s0 in range(0, b, chunk):
             s1 = min(b, s0 + chunk)
@@ -250,8 +275,15 @@ class MultiCropAugmentation:
                 crops = self.intensity(crops, type_rows[rows], gen, noise_gen)
                 crops = crops.view(n, s1 - s0, 1, size, size).mul_(chunk_scale).add_(chunk_offset)
                 out.view(n, b, 1, size, size)[:, s0:s1] = crops
+            if gram is not None:  # the global boxes at gram_ratio x, no intensity augmentation
+                rows = (torch.arange(2)[:, None] * b + torch.arange(s0, s1)).flatten()
+                crops = resized_crops(v, groups[0][2][rows], gram.shape[-1], 2)
+                crops = crops.view(2, s1 - s0, 1, *gram.shape[-2:]).mul_(chunk_scale)
+                gram.view(2, b, 1, *gram.shape[-2:])[:, s0:s1] = crops.add_(chunk_offset)
         masks = ibot_masks(2 * b, self.mask_generator, self.mask_probability, self.mask_ratio, gen)
         result = {"global_crops": groups[0][4], "local_crops": groups[1][4]}
+        if gram is not None:
+            result["gram_crops"] = gram
         result.update({k: t.to(device) for k, t in masks.items()})
         return result
 

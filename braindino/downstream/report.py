@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from braindino.downstream import plots
 from braindino.downstream.options import RunOptions
@@ -22,6 +22,7 @@ from braindino.downstream.run_folder import (
     write_outputs,
 )
 from braindino.downstream.target_kinds import TargetKind
+from braindino.heads import describe_head
 from braindino.tasks import DropLog
 
 
@@ -191,6 +192,19 @@ def data_lines(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def head_line(task: DictConfig, options: RunOptions) -> str:
+    """``- head: mean_mlp — what it computes; on `cls` features of 128 slices resampled along
+    z`` for the report's header."""
+    name = options.head or str(task.head)
+    head_options = OmegaConf.to_container(task.head_options, resolve=True) or {}
+    slices = str(task.slices)
+    depth = "every kept slice" if slices == "all" else f"{slices} slices resampled along z"
+    return (
+        f"- head: `{name}` — {describe_head(name, head_options)}; on `{options.feature}` "
+        f"features of {depth}"
+    )
+
+
 def write_report(
     out: Path,
     task: DictConfig,
@@ -217,6 +231,9 @@ def write_report(
     metrics = {
         **run_summary(task, out, manifest, results, data),
         "target": str(task.target),
+        "head": options.head or str(task.head),
+        "feature": options.feature,
+        "slices": str(task.slices),
         "primary_metric": results[0]["metrics"] and next(iter(results[0]["metrics"])),
         "skipped_encoders": dict(skipped or {}),
         "confidence": "95 % percentile bootstrap over test subjects",
@@ -240,6 +257,7 @@ def write_report(
         f"- subjects: train {counts['train']}, val {counts['val']}, test {counts['test']} "
         "(splits.csv; model selection on val only, test evaluated once per trained head)",
         encoders_line(results),
+        head_line(task, options),
         *data_lines(data),
         *[f"- skipped {name}: {why}" for name, why in (skipped or {}).items()],
         "- metrics on the test split with 95 % bootstrap intervals "

@@ -18,7 +18,7 @@ from braindino.heads.data import HeadData, pad_slices
 from braindino.heads.fit import FitHistory, fit_head, predict
 from braindino.heads.mean_pool import MeanPoolHead
 from braindino.heads.pooling import AttentionPooling, MeanPooling, masked_mean
-from braindino.heads.registry import HEAD_NAMES, build_head
+from braindino.heads.registry import HEAD_NAMES, build_head, describe_head
 from braindino.heads.regression import RegressionHead
 from braindino.heads.scaler import TargetScaler
 
@@ -34,6 +34,7 @@ __all__ = [
     "RegressionHead",
     "TargetScaler",
     "build_head",
+    "describe_head",
     "fit_head",
     "masked_mean",
     "pad_slices",

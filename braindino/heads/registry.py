@@ -13,6 +13,19 @@ from braindino.heads.mean_pool import MeanPoolHead
 from braindino.heads.regression import RegressionHead
 
 HEAD_NAMES = ("mean_mlp", "attention", "regression", "cox")
+_SUMMARIES = {
+    "mean_mlp": "mean over slices → LayerNorm → Linear → GELU → Linear (BrainDINO's head)",
+    "attention": "attention over slices → embedding MLP → classifier (DinoAtten3D)",
+    "regression": "{pooling} pooling over slices → MLP → one value (standardised target)",
+    "cox": "{pooling} pooling over slices → MLP → log-risk (Cox partial likelihood)",
+    "knn": "cosine k-NN on the mean slice feature (no training)",
+}
+
+
+def describe_head(name: str, options: dict[str, Any] | None = None) -> str:
+    """One line saying what head ``name`` (with its ``head_options``) computes, for reports."""
+    pooling = (options or {}).get("pooling", "mean")
+    return _SUMMARIES.get(name, name).format(pooling=pooling)
 
 
 def build_head(name: str, in_dim: int, num_classes: int | None = None, **options: Any) -> nn.Module:

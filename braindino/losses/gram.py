@@ -46,3 +46,23 @@ def gram_loss(student_patches: torch.Tensor, teacher_patches: torch.Tensor) -> t
         teacher_gram = _patch_gram(teacher_patches.detach(), dtype)
         difference = student_gram - teacher_gram
         return difference.square().mean()
+
+
+def resize_patch_grid(
+    patches: torch.Tensor, grid: tuple[int, int], size: tuple[int, int]
+) -> torch.Tensor:
+    """Patch features ``[N, h*w, D]`` on a ``grid`` = (h, w) patch grid, bicubically resampled
+    to ``size`` = (h', w') (``align_corners=False``: patch centres to patch centres), as
+    ``[N, h'*w', D]``: a higher-resolution Gram teacher's patch map on the student's grid."""
+    n, count, width = patches.shape
+    check(
+        count == grid[0] * grid[1],
+        "resize_patch_grid(patches)",
+        f"{count} patches do not fill a {grid[0]}x{grid[1]} grid",
+        "pass the patch tokens of one crop size, row-major over its grid",
+    )
+    if tuple(grid) == tuple(size):
+        return patches
+    maps = patches.transpose(1, 2).reshape(n, width, *grid)
+    resized = F.interpolate(maps, size=size, mode="bicubic", align_corners=False)
+    return resized.reshape(n, width, size[0] * size[1]).transpose(1, 2)

@@ -19,6 +19,21 @@ from braindino.ssl.meta_arch import LossWeights, SelfDistillation, StudentNetwor
 from braindino.ssl.param_groups import build_param_groups
 
 
+def rope_jitter(m: DictConfig) -> dict[str, float]:
+    """``{"rope_rescale_coords": R}`` when ``model.rope_rescale_coords`` is set (a train-only
+    timm argument: the export leaves it out), else nothing."""
+    if m.rope_rescale_coords is None:
+        return {}
+    value = float(m.rope_rescale_coords)
+    if not value >= 1.0:
+        raise ConfigError(
+            f"must be >= 1 (a scale factor), got {m.rope_rescale_coords!r}",
+            path="model.rope_rescale_coords",
+            fix="use 2 (DINOv3) or null to switch it off",
+        )
+    return {"rope_rescale_coords": value}
+
+
 def build_meta_arch(cfg: DictConfig) -> SelfDistillation:
     """Student (backbone + DINO head + iBOT head), its EMA teacher, and the loss weights."""
     m = cfg.model
@@ -28,6 +43,7 @@ def build_meta_arch(cfg: DictConfig) -> SelfDistillation:
         in_chans=int(m.in_chans),
         drop_path_rate=float(m.drop_path_rate),
         pretrained=m.pretrained,
+        **rope_jitter(m),
         **OmegaConf.to_container(m.kwargs),
     )
     dim = backbone.embed_dim

@@ -140,7 +140,9 @@ def augment_groups(
         stacked = [c.reshape(crops, g, *c.shape[1:]) for c in chunks]
         return torch.cat(stacked, 1).reshape(crops * b, *chunks[0].shape[1:])
 
-    out = {key: join(key) for key in ("global_crops", "local_crops", "masks", "mask_counts")}
+    keys = ["global_crops", "local_crops", "masks", "mask_counts"]
+    keys += ["gram_crops"] if "gram_crops" in parts[0] else []
+    out = {key: join(key) for key in keys}
     masks = out["masks"]
     out["mask_indices"] = masks.flatten().nonzero().squeeze(1)
     weights = 1.0 / out["mask_counts"].clamp(min=1).float()

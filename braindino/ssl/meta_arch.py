@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from braindino.config import section_with_defaults
 from braindino.losses import dino_loss, gram_loss, ibot_loss, koleo_loss, sinkhorn_knopp
 from braindino.losses.fused import FactoredLogits, fused_dino_loss, fused_ibot_loss
+from braindino.losses.gram import resize_patch_grid
 from braindino.models import DINOHead, MaskableViT
 
 
@@ -164,6 +165,18 @@ class SelfDistillation(nn.Module):
         ibot = sinkhorn_knopp(self.teacher.ibot_head(masked), temperature, w.sinkhorn_iterations)
         return {"dino": dino, "ibot": ibot, "cls_logits": cls_logits}
 
+    @torch.no_grad()
+    def _gram_targets(self, batch: dict[str, Tensor]) -> Tensor:
+        """The Gram teacher's patch tokens of the global crops on the student's patch grid: of
+        ``gram_crops`` (higher resolution, undistorted) resized bicubically when the batch
+        holds them, else of the student's own global crops."""
+        glob = batch["global_crops"]
+        crops = batch.get("gram_crops", glob)
+        patches = self.gram_teacher.forward_features(crops)["patches"]
+        backbone = self.gram_teacher
+        grid, size = backbone.patch_grid(*crops.shape[-2:]), backbone.patch_grid(*glob.shape[-2:])
+        return resize_patch_grid(patches, grid, size)
+
     # ------------------------------------------------------------------ losses
     def losses(
         self,
@@ -208,9 +221,7 @@ class SelfDistillation(nn.Module):
         # keep the mask token in the graph when no crop is masked (DDP expects every gradient)
         total = total + 0.0 * self.student.backbone.mask_token.sum()
         if use_gram:
-            with torch.no_grad():
-                ref = self.gram_teacher.forward_features(glob)["patches"]
-            terms["gram"] = gram_loss(out["patches_global"], ref)
+            terms["gram"] = gram_loss(out["patches_global"], self._gram_targets(batch))
             total = total + gram_weight * terms["gram"]
         logs = {f"loss/{name}": value.detach() for name, value in terms.items()}
         logs["loss/total"] = total.detach()

@@ -114,7 +114,8 @@ class Trainer:
         self.meta: SelfDistillation = build_meta_arch(cfg)
         parameters = sum(p.numel() for p in self.meta.student.parameters())
         self._say(cpu_recipe_warning(cfg, parameters, self.acc.device.type, cpu_cores()))
-        self.augment = MultiCropAugmentation.from_config(cfg.augment)
+        gram_ratio = int(cfg.gram.resolution_ratio) if float(cfg.schedule.gram_weight) > 0 else 1
+        self.augment = MultiCropAugmentation.from_config(cfg.augment, gram_ratio=gram_ratio)
         self.schedules = build_schedules(cfg, self.world)
         # A sharded student gets its optimiser after sharding (its parameters are replaced).
         self.optimizer = None if self.sharded else build_optimizer(cfg, self.meta)

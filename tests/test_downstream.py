@@ -5,6 +5,7 @@ metrics recomputed independently from the saved predictions, one-line errors."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,31 @@ def test_second_run_on_the_same_encoder_does_not_call_it(
     assert calls == []  # also the random-init baseline: same weights and settings, same entries
     metrics = json.loads((tmp_path / "warm" / "metrics.json").read_text())
     assert metrics["encoders"] == ["encoder", "random_init"]
+    # the paired comparison, recomputed from predictions.csv (sklearn AUC, McNemar by hand)
+    (paired,) = metrics["paired"]
+    assert (paired["baseline"], paired["fraction"], paired["metric"]) == (
+        "random_init",
+        1.0,
+        "macro_auc",
+    )
+    predictions = pd.read_csv(tmp_path / "warm" / "predictions.csv", dtype={"subject": str})
+    runs = {e: part.sort_values("subject") for e, part in predictions.groupby("encoder")}
+    proba = {e: part[["proba_CN", "proba_MCI", "proba_AD"]].to_numpy() for e, part in runs.items()}
+    truth = runs["encoder"]["target"].to_numpy(int)
+    auc = {
+        e: np.mean([roc_auc_score(truth == c, p[:, c]) for c in range(3)]) for e, p in proba.items()
+    }
+    difference = paired["difference"]
+    assert difference["value"] == pytest.approx(auc["encoder"] - auc["random_init"], abs=1e-9)
+    assert difference["low"] <= difference["value"] <= difference["high"]
+    right = {e: p.argmax(axis=1) == truth for e, p in proba.items()}
+    b = int(np.sum(right["encoder"] & ~right["random_init"]))
+    c = int(np.sum(~right["encoder"] & right["random_init"]))
+    tail = sum(math.comb(b + c, k) for k in range(min(b, c) + 1)) / 2 ** (b + c)
+    assert paired["mcnemar_p"] == pytest.approx(min(1.0, 2 * tail) if b + c else 1.0)
+    assert (
+        "## Paired comparison with the baselines" in (tmp_path / "warm" / "report.md").read_text()
+    )
 
 
 def test_fractions_and_seeds_parse_as_repeatable_or_comma_lists():

@@ -322,3 +322,29 @@ def test_metrics_by_config_name() -> None:
     assert set(HIGHER_IS_BETTER) == set(METRICS)
     with pytest.raises(ConfigError, match="unknown metric 'auc'"):
         get_metric("auc")
+
+
+def test_mcnemar_hand_worked_and_without_discordant_pairs() -> None:
+    from braindino.metrics.paired import mcnemar_p
+
+    # 5 subjects only the first gets right, 1 only the second, 4 both: exact two-sided
+    # p = 2 * P(X <= 1 | 6, 1/2) = 2 * 7 / 64
+    first = [1] * 5 + [0] + [1] * 4
+    second = [0] * 5 + [1] + [1] * 4
+    assert mcnemar_p(first, second) == pytest.approx(14 / 64)
+    assert mcnemar_p(first, first) == 1.0
+
+
+def test_paired_bootstrap_difference_matches_the_normal_approximation() -> None:
+    """A mean difference over 600 paired subjects: the point is the difference of the means and
+    the paired interval is about ±1.96 sd(a − b)/√n (much narrower than unpaired)."""
+    from braindino.metrics.paired import paired_difference
+
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=600)
+    a, b = shared + rng.normal(0.1, 0.3, 600), shared + rng.normal(0.0, 0.3, 600)
+    value, low, high = paired_difference(np.mean, [a], [b], n=2000, seed=1)
+    assert value == pytest.approx(a.mean() - b.mean(), abs=1e-12)
+    half = 1.96 * np.std(a - b, ddof=1) / np.sqrt(600)
+    assert (high - low) / 2 == pytest.approx(half, rel=0.15)
+    assert paired_difference(np.mean, [a], [a], n=50) == (0.0, 0.0, 0.0)

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from braindino.downstream import plots
 from braindino.downstream.options import RunOptions
+from braindino.downstream.paired import paired_comparisons, paired_lines
 from braindino.downstream.run_folder import (
     encoders_line,
     format_ci,
@@ -228,6 +229,8 @@ def write_report(
     figures = make_plots(out, target, summary, predictions, attention, knn)
     counts = split_counts(manifest)
     data = data_summary(manifest, out)
+    primary = next(iter(results[0]["metrics"])) if results[0]["metrics"] else None
+    paired = paired_comparisons(predictions, primary, target, options.bootstrap) if primary else []
     metrics = {
         **run_summary(task, out, manifest, results, data),
         "target": str(task.target),
@@ -240,6 +243,7 @@ def write_report(
         "bootstrap_resamples": options.bootstrap,
         "results": results,
         "summary": summary.to_dict("records"),
+        "paired": paired,
         "files": {
             "predictions": "predictions.csv",
             "attention": "attention.csv" if attention is not None else None,
@@ -271,6 +275,7 @@ def write_report(
         "",
         *_results_table(results),
         "",
+        *paired_lines(paired),
         "## Plots",
         "",
     ]

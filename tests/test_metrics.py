@@ -4,8 +4,10 @@ scikit-learn, lifelines, SimpleITK)."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import SimpleITK as sitk
 from lifelines.utils import concordance_index as lifelines_c
@@ -348,3 +350,79 @@ def test_paired_bootstrap_difference_matches_the_normal_approximation() -> None:
     half = 1.96 * np.std(a - b, ddof=1) / np.sqrt(600)
     assert (high - low) / 2 == pytest.approx(half, rel=0.15)
     assert paired_difference(np.mean, [a], [a], n=50) == (0.0, 0.0, 0.0)
+
+
+def _delong_by_comparison_table(y, a, b):
+    """DeLong's statistic the long way: the [positives, negatives] table of pair comparisons
+    (1 / ½ / 0) per scorer, its row and column means, their sample covariances."""
+    y = np.asarray(y, bool)
+
+    def components(s):
+        psi = (s[y][:, None] > s[~y][None, :]) + 0.5 * (s[y][:, None] == s[~y][None, :])
+        return psi.mean(axis=1), psi.mean(axis=0)
+
+    (a10, a01), (b10, b01) = components(np.asarray(a, float)), components(np.asarray(b, float))
+    s10, s01 = np.cov([a10, b10]), np.cov([a01, b01])
+    var = s10 / y.sum() + s01 / (~y).sum()
+    z = (a10.mean() - b10.mean()) / math.sqrt(var[0, 0] + var[1, 1] - 2 * var[0, 1])
+    return a10.mean(), b10.mean(), math.erfc(abs(z) / math.sqrt(2))
+
+
+def test_delong_matches_the_comparison_table_and_sklearn_aucs() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from braindino.metrics.paired import delong_p
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 80)
+    a = y + rng.normal(0, 0.8, 80)
+    b = np.round(0.1 * y + rng.normal(0, 0.8, 80), 1)  # rounded: ties within and across classes
+    auc_a, auc_b, p = delong_p(y, a, b)
+    assert auc_a == pytest.approx(roc_auc_score(y, a)) and auc_b == pytest.approx(
+        roc_auc_score(y, b)
+    )
+    expected = _delong_by_comparison_table(y, a, b)
+    assert (auc_a, auc_b, p) == pytest.approx(expected, rel=1e-9)
+    assert 0 < p < 0.05  # a clearly better scorer on 80 subjects
+    assert delong_p(y, a, 2 * a + 1)[2] == 1.0  # the same ranking: no difference at all
+    with pytest.raises(BrainDinoError, match="two positives"):
+        delong_p([0, 0, 0, 1], [0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1])
+
+
+def test_paired_comparisons_give_delong_for_two_classes_only() -> None:
+    from omegaconf import OmegaConf
+
+    from braindino.downstream.paired import paired_comparisons
+    from braindino.downstream.target_kinds import TargetKind
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 40)
+    rows = []
+    for encoder, signal in (("encoder", 1.5), ("random_init", 0.3)):
+        p1 = 1 / (1 + np.exp(-(signal * (2 * y - 1) + rng.normal(0, 1, 40))))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "encoder": encoder,
+                    "fraction": 1.0,
+                    "seed": 0,
+                    "subject": [f"s{i:02d}" for i in range(40)],
+                    "target": y,
+                    "proba_no": 1 - p1,
+                    "proba_yes": p1,
+                }
+            )
+        )
+    predictions = pd.concat(rows)
+    task = OmegaConf.create({"target": "class", "labels": {"classes": ["no", "yes"]}})
+    (record,) = paired_comparisons(predictions, "macro_auc", TargetKind(task), n=200)
+    a, b = (
+        predictions[predictions.encoder == e]["proba_yes"].to_numpy()
+        for e in ("encoder", "random_init")
+    )
+    assert record["difference"]["value"] == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b))
+    assert record["delong_p"] == pytest.approx(_delong_by_comparison_table(y, a, b)[2], rel=1e-9)
+    three = OmegaConf.create({"target": "class", "labels": {"classes": ["no", "yes", "maybe"]}})
+    predictions["proba_maybe"] = 0.0
+    (multi,) = paired_comparisons(predictions, "macro_auc", TargetKind(three), n=20)
+    assert multi["delong_p"] is None  # DeLong compares two-class AUCs only

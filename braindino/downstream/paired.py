@@ -1,6 +1,7 @@
 """Paired comparisons in a run folder: every baseline encoder against the main encoder on the
 same test subjects, per label fraction and seed — the difference of the primary metric with a
-paired-bootstrap interval and, for classification and k-NN, McNemar's exact test."""
+paired-bootstrap interval and, for classification and k-NN, McNemar's exact test; for a
+two-class task scored by AUC, DeLong's test of the two AUCs."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from braindino.downstream.run_folder import format_ci
 from braindino.downstream.target_kinds import TargetKind
 from braindino.errors import BrainDinoError
 from braindino.metrics import get_metric
-from braindino.metrics.paired import mcnemar_p, paired_difference
+from braindino.metrics.paired import delong_p, mcnemar_p, paired_difference
 
 
 def _scores(frame: pd.DataFrame, metric: str, target: TargetKind) -> tuple[Any, tuple, Any]:
@@ -30,11 +31,23 @@ def _scores(frame: pd.DataFrame, metric: str, target: TargetKind) -> tuple[Any, 
     return get_metric(metric), args, correct
 
 
+def _delong(mine: pd.DataFrame, theirs: pd.DataFrame, metric: str, target: TargetKind):
+    """DeLong's p for a two-class AUC comparison (``None`` where it does not apply)."""
+    if metric != "macro_auc" or target.target != "class" or len(target.classes) != 2:
+        return None
+    positive = f"proba_{target.classes[1]}"
+    try:
+        return delong_p(mine["target"], mine[positive], theirs[positive])[2]
+    except BrainDinoError:  # fewer than two subjects of a class on this split
+        return math.nan
+
+
 def paired_comparisons(
     predictions: pd.DataFrame, metric: str, target: TargetKind, n: int
 ) -> list[dict[str, Any]]:
     """One record per (baseline encoder, label fraction, seed) that the main encoder also ran:
-    ``difference`` (main − baseline) of ``metric`` with ``low``/``high`` and ``mcnemar_p``."""
+    ``difference`` (main − baseline) of ``metric`` with ``low``/``high``, ``mcnemar_p`` and
+    ``delong_p`` (``None`` where a test does not apply)."""
     out = []
     main = predictions[predictions["encoder"] == "encoder"]
     for baseline in [e for e in predictions["encoder"].unique() if e != "encoder"]:
@@ -61,6 +74,7 @@ def paired_comparisons(
                     "metric": metric,
                     "difference": {"value": value, "low": low, "high": high},
                     "mcnemar_p": p,
+                    "delong_p": _delong(mine, theirs, metric, target),
                     "n_test": len(mine),
                 }
             )
@@ -75,15 +89,16 @@ def paired_lines(records: list[dict[str, Any]]) -> list[str]:
         "## Paired comparison with the baselines (same test subjects)",
         "",
         "Difference = main encoder − baseline, with a 95 % paired bootstrap interval over the "
-        "test subjects; McNemar: exact test on per-subject correctness.",
+        "test subjects; McNemar: exact test on per-subject correctness; DeLong: test of two "
+        "correlated AUCs (two-class tasks).",
         "",
-        "| baseline | labels | seed | metric | difference | McNemar p |",
-        "|---|---|---|---|---|---|",
+        "| baseline | labels | seed | metric | difference | McNemar p | DeLong p |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in records:
-        p = "" if r["mcnemar_p"] is None else f"{r['mcnemar_p']:.3g}"
+        p = ["" if r.get(k) is None else f"{r[k]:.3g}" for k in ("mcnemar_p", "delong_p")]
         lines.append(
             f"| {r['baseline']} | {r['fraction']:g} | {r['seed']} | {r['metric']} | "
-            f"{format_ci(r['difference'])} | {p} |"
+            f"{format_ci(r['difference'])} | {p[0]} | {p[1]} |"
         )
     return [*lines, ""]

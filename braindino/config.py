@@ -8,6 +8,7 @@ that names the key and the closest known one, so a typo fails at start with one 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,25 @@ def save_config(cfg: DictConfig | ListConfig, path: str | Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
     tmp.replace(path)
+
+
+def config_regex(
+    text: str, key: str, where: str, group: str | None = None, flags: int = 0
+) -> re.Pattern:
+    """``text`` (the value of config ``key``) compiled; ConfigError when it is not a valid
+    regular expression, or lacks the named ``group`` (``(?P<subject>...)``)."""
+    try:
+        regex = re.compile(str(text), flags)
+    except re.error as exc:
+        raise ConfigError(
+            f"{key} '{text}' is not a valid regular expression ({exc})",
+            path=where,
+            fix="correct the pattern",
+        ) from exc
+    if group is not None and group not in regex.groupindex:
+        raise ConfigError(
+            f"{key} has no (?P<{group}>...) group",
+            path=where,
+            fix=f"mark the part naming the {group} with (?P<{group}>...)",
+        )
+    return regex

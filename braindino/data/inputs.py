@@ -11,7 +11,6 @@ import csv
 import difflib
 import glob
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from braindino.config import config_regex
 from braindino.data.conventions import DEFAULT_EXCLUDE, exclude_reason
 from braindino.data.path_names import (
     VOLUME_SUFFIXES,
@@ -251,16 +251,8 @@ def _dataset_entry(name: str, entry: Any, defaults: Mapping[str, Any]) -> dict[s
             path=where,
             fix="set weight: 1.0",
         )
-    regex = merged.get("subject_regex")
-    if regex:
-        try:
-            re.compile(regex)
-        except re.error as exc:
-            raise ConfigError(
-                f"'{where}.subject_regex' is not a valid regex ({exc})",
-                path=where,
-                fix="e.g. subject_regex: '(IXI\\d+)'",
-            ) from exc
+    if merged.get("subject_regex"):
+        config_regex(merged["subject_regex"], f"{where}.subject_regex", where)
     return merged
 
 

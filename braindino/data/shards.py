@@ -372,11 +372,6 @@ class SliceShardReader:
         return self._dataset_ids
 
     @property
-    def volume_ids(self) -> np.ndarray:
-        """Volume id of every slice, int32 ``[len(reader)]``."""
-        return np.ascontiguousarray(self._slices()["volume"])
-
-    @property
     def slices_per_dataset(self) -> np.ndarray:
         """Number of slices of each dataset, in dataset-id order."""
         return np.bincount(self.dataset_ids, minlength=len(self.dataset_names))

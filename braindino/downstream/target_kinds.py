@@ -61,10 +61,6 @@ class TargetKind:
         names = [str(self.task.metric)] + [str(m) for m in self.task.metrics]
         return list(dict.fromkeys(names))
 
-    def default_head(self) -> str:
-        """The head the task config names (``mean_mlp`` for a class task naming none)."""
-        return str(self.task.head)
-
     def default_lr(self) -> float:
         """Protocol learning rate: 1e-3 (heads on cached features train in seconds)."""
         return 1e-3

@@ -22,6 +22,12 @@ def to_numpy(values: Any) -> np.ndarray:
     return np.asarray(values)
 
 
+def finite(array: np.ndarray, where: str, fix: str) -> np.ndarray:
+    """``array`` unchanged when it holds no NaN or infinity; else one ``BrainDinoError``."""
+    require(bool(np.all(np.isfinite(array))), where, "contains NaN or infinite values", fix)
+    return array
+
+
 def vector(values: Any, where: str, numeric: bool = True) -> np.ndarray:
     """A non-empty 1-D array (float64 and finite when ``numeric``)."""
     array = to_numpy(values)
@@ -38,12 +44,7 @@ def vector(values: Any, where: str, numeric: bool = True) -> np.ndarray:
             array = array.astype(np.float64)
         except (TypeError, ValueError):
             require(False, where, f"holds non-numeric values ({array.dtype})", "pass numbers")
-        require(
-            bool(np.all(np.isfinite(array))),
-            where,
-            "contains NaN or infinite values",
-            "drop those subjects or fix the predictions before scoring",
-        )
+        finite(array, where, "drop those subjects or fix the predictions before scoring")
     return array
 
 

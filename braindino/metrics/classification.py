@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from braindino.metrics._inputs import require, same_length, to_numpy, vector
+from braindino.metrics._inputs import finite, require, same_length, to_numpy, vector
 
 
 def _class_labels(y_true: Any, n_classes: int, where: str) -> np.ndarray:
@@ -32,12 +32,7 @@ def _scores(proba: Any, where: str, probabilities: bool = False) -> np.ndarray:
         f"expected [N] positive-class scores or [N, C] class scores, got shape {scores.shape}",
         "pass softmax probabilities (or logits) with one column per class",
     )
-    require(
-        bool(np.all(np.isfinite(scores))),
-        where,
-        "contains NaN or infinite values",
-        "check the model outputs before scoring",
-    )
+    finite(scores, where, "check the model outputs before scoring")
     if probabilities:
         require(
             bool(np.all(scores >= 0) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3)),

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn.neighbors import KNeighborsClassifier
 
-from braindino.metrics._inputs import require, same_length, to_numpy, vector
+from braindino.metrics._inputs import finite, require, same_length, to_numpy, vector
 
 DEFAULT_KS = (1, 3, 5, 10, 20, 50)
 
@@ -21,13 +21,7 @@ def _matrix(values: Any, where: str) -> np.ndarray:
         f"expected a non-empty [N, D] feature matrix, got shape {array.shape}",
         "pass one feature vector per subject",
     )
-    require(
-        bool(np.all(np.isfinite(array))),
-        where,
-        "contains NaN or infinite values",
-        "check the feature extraction",
-    )
-    return array
+    return finite(array, where, "check the feature extraction")
 
 
 def knn_accuracy(

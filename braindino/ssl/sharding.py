@@ -41,11 +41,6 @@ def shard_student(student: nn.Module, device: torch.device) -> None:
     fully_shard(student, mesh=mesh)
 
 
-def is_sharded(module: nn.Module) -> bool:
-    """Whether ``module`` was sharded by :func:`shard_student`."""
-    return isinstance(module, FSDPModule)
-
-
 @contextmanager
 def unsharded(student: nn.Module) -> Iterator[None]:
     """Gather every sharded part of ``student`` (all processes call it), reshard on exit."""

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from braindino.tasks.registry import config_regex
+from braindino.config import config_regex
 
 _DIGITS = re.compile(r"\d+")
 _FOLDER_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")  # ADNI's <date> folder: 2006-04-18_08_20_30.0

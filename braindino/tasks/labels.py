@@ -15,8 +15,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from braindino.config import config_regex
 from braindino.errors import ConfigError, DataError
-from braindino.tasks.registry import as_list, config_regex
+from braindino.tasks.registry import as_list
 
 
 def normalise_value(value: Any) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from braindino.config import CONFIG_DIR, check_keys, load_config
+from braindino.config import CONFIG_DIR, check_keys, config_regex, load_config
 from braindino.errors import ConfigError
 
 TASK_DIR = CONFIG_DIR / "tasks"
@@ -35,28 +34,6 @@ def as_list(value: Any) -> list[str]:
     if isinstance(value, (list, tuple, ListConfig)):
         return [str(v) for v in value]
     return [str(value)]
-
-
-def config_regex(
-    text: str, key: str, where: str, group: str | None = None, flags: int = 0
-) -> re.Pattern:
-    """``text`` (the value of config ``key``) compiled; ConfigError when it is not a valid
-    regular expression, or lacks the named ``group`` (``(?P<subject>...)``)."""
-    try:
-        regex = re.compile(str(text), flags)
-    except re.error as exc:
-        raise ConfigError(
-            f"{key} '{text}' is not a valid regular expression ({exc})",
-            path=where,
-            fix="correct the pattern",
-        ) from exc
-    if group is not None and group not in regex.groupindex:
-        raise ConfigError(
-            f"{key} has no (?P<{group}>...) group",
-            path=where,
-            fix=f"mark the part naming the {group} with (?P<{group}>...)",
-        )
-    return regex
 
 
 def _task_file(name: str | Path) -> Path:

@@ -14,8 +14,8 @@ import re
 import pandas as pd
 from omegaconf import DictConfig
 
+from braindino.config import config_regex
 from braindino.tasks.droplog import DropLog
-from braindino.tasks.registry import config_regex
 
 
 def _pattern(task: DictConfig) -> re.Pattern | None:

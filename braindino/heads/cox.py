@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from braindino.heads._checks import check_positive_int, require
-from braindino.heads.pooling import make_pooling, mlp, pooled_scalar_outputs
+from braindino.heads._checks import require
+from braindino.heads.pooling import PooledScalarHead
 from braindino.losses import cox_loss
 
 
@@ -41,7 +41,7 @@ def survival_targets(time: Any, event: Any) -> Tensor:
     return torch.as_tensor(np.stack([time_array, event_array], axis=1), dtype=torch.float32)
 
 
-class CoxHead(nn.Module):
+class CoxHead(PooledScalarHead):
     """Predict a log hazard ratio per volume; higher risk = earlier event.
 
     ``forward`` returns ``{"risk": [B]}`` plus ``"attention": [B, S]`` with attention pooling.
@@ -50,24 +50,10 @@ class CoxHead(nn.Module):
     compares subjects within a batch, so train with large batches (or the whole split).
     """
 
-    def __init__(
-        self,
-        in_dim: int,
-        pooling: str = "mean",
-        hidden: int = 256,
-        attn_dim: int = 64,
-        dropout: float = 0.0,
-    ):
-        super().__init__()
-        self.in_dim = check_positive_int(in_dim, "CoxHead(in_dim)")
-        self.pooling = make_pooling(pooling, in_dim, attn_dim, "CoxHead")
-        # The partial likelihood is unchanged by adding a constant to every risk, so an output
-        # bias would never get a gradient: the last layer has none.
-        self.mlp = mlp(in_dim, hidden, 1, dropout, final_bias=False)
-
-    def forward(self, features: Tensor, padding_mask: Tensor | None = None) -> dict[str, Tensor]:
-        """Log-risk (and attention, if any) for ``[B, S, D]`` slice features."""
-        return pooled_scalar_outputs(self, features, padding_mask, "risk")
+    output = "risk"
+    # The partial likelihood is unchanged by adding a constant to every risk, so an output
+    # bias would never get a gradient: the last layer has none.
+    final_bias = False
 
     def loss(self, outputs: dict[str, Tensor], targets: Tensor) -> Tensor:
         """Negative Breslow partial log-likelihood per event of ``outputs["risk"]``."""

@@ -103,18 +103,37 @@ def parameter_dtype(module: nn.Module) -> torch.dtype:
     return torch.float32
 
 
-def pooled_scalar_outputs(
-    head: nn.Module, features: Tensor, padding_mask: Tensor | None, key: str
-) -> dict[str, Tensor]:
-    """Shared forward of the scalar heads: check, pool slices, MLP to one value per volume.
+class PooledScalarHead(nn.Module):
+    """Slice pooling (``"mean"`` or ``"attention"``) → MLP → one value per volume.
 
-    ``head`` has ``in_dim``, ``pooling`` and ``mlp``; returns ``{key: [B]}`` plus ``attention``
-    when the pooling is attention-based.
+    ``forward(features [B, S, D], padding_mask)`` returns ``{output: [B]}`` plus ``"attention":
+    [B, S]`` with attention pooling. Subclasses name the ``output`` and add their ``loss``;
+    ``final_bias = False`` drops the last layer's bias for losses blind to a constant shift.
     """
-    name = type(head).__name__
-    features, padding_mask = check_slice_features(features, padding_mask, name, head.in_dim)
-    pooled, attention = head.pooling(features.to(parameter_dtype(head)), padding_mask)
-    outputs = {key: head.mlp(pooled).squeeze(-1)}
-    if attention is not None:
-        outputs["attention"] = attention
-    return outputs
+
+    output = "prediction"
+    final_bias = True
+
+    def __init__(
+        self,
+        in_dim: int,
+        pooling: str = "mean",
+        hidden: int = 256,
+        attn_dim: int = 64,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        where = type(self).__name__
+        self.in_dim = check_positive_int(in_dim, f"{where}(in_dim)")
+        self.pooling = make_pooling(pooling, in_dim, attn_dim, where)
+        self.mlp = mlp(in_dim, hidden, 1, dropout, final_bias=self.final_bias)
+
+    def forward(self, features: Tensor, padding_mask: Tensor | None = None) -> dict[str, Tensor]:
+        """The per-volume value (and attention, if any) for ``[B, S, D]`` slice features."""
+        name = type(self).__name__
+        features, padding_mask = check_slice_features(features, padding_mask, name, self.in_dim)
+        pooled, attention = self.pooling(features.to(parameter_dtype(self)), padding_mask)
+        outputs = {self.output: self.mlp(pooled).squeeze(-1)}
+        if attention is not None:
+            outputs["attention"] = attention
+        return outputs

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from braindino.heads._checks import check_positive_int, require
-from braindino.heads.pooling import make_pooling, mlp, pooled_scalar_outputs
+from braindino.heads._checks import require
+from braindino.heads.pooling import PooledScalarHead
 
 REGRESSION_LOSSES = ("mse", "mae", "huber")
 
 
-class RegressionHead(nn.Module):
+class RegressionHead(PooledScalarHead):
     """Predict one scalar per volume (e.g. age) from ``[B, S, D]`` slice features.
 
     ``pooling`` is ``"mean"`` (BrainDINO) or ``"attention"`` (DinoAtten3D-style). ``forward``
@@ -30,9 +30,8 @@ class RegressionHead(nn.Module):
         huber_delta: float = 1.0,
         dropout: float = 0.0,
     ):
-        super().__init__()
+        super().__init__(in_dim, pooling, hidden, attn_dim, dropout)
         where = "RegressionHead"
-        self.in_dim = check_positive_int(in_dim, f"{where}(in_dim)")
         require(
             loss in REGRESSION_LOSSES,
             f"{where}(loss)",
@@ -47,12 +46,6 @@ class RegressionHead(nn.Module):
         )
         self.loss_name = loss
         self.huber_delta = float(huber_delta)
-        self.pooling = make_pooling(pooling, in_dim, attn_dim, where)
-        self.mlp = mlp(in_dim, hidden, 1, dropout)
-
-    def forward(self, features: Tensor, padding_mask: Tensor | None = None) -> dict[str, Tensor]:
-        """Scalar prediction (and attention, if any) for ``[B, S, D]`` slice features."""
-        return pooled_scalar_outputs(self, features, padding_mask, "prediction")
 
     def loss(self, outputs: dict[str, Tensor], targets: Tensor) -> Tensor:
         """MSE, MAE or Huber between ``outputs["prediction"]`` and ``[B]`` (scaled) targets."""

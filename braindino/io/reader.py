@@ -100,16 +100,21 @@ def keep_locale() -> Iterator[None]:
 def _read_sitk(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import SimpleITK as sitk
 
+    with keep_locale():
+        image = _sitk_read(lambda: sitk.ReadImage(str(path)), "image", path, "NRRD/MHA/MHD image")
+    return _sitk_to_arrays(image, path)
+
+
+def _sitk_read(read, what: str, path: Path, complete: str):
+    """``read()``; SimpleITK's exception becomes one VolumeError with its last line."""
     try:
-        with keep_locale():
-            image = sitk.ReadImage(str(path))
+        return read()
     except Exception as exc:
         raise VolumeError(
-            f"cannot read image ({str(exc).strip().splitlines()[-1]})",
+            f"cannot read {what} ({str(exc).strip().splitlines()[-1]})",
             path=path,
-            fix="check the file is a complete NRRD/MHA/MHD image",
+            fix=f"check the file is a complete {complete}",
         ) from exc
-    return _sitk_to_arrays(image, path)
 
 
 def _read_dicom_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -136,14 +141,7 @@ def _read_dicom_series(sitk, path: Path) -> tuple[np.ndarray, np.ndarray]:
     files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0])
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
-    try:
-        image = reader.Execute()
-    except Exception as exc:
-        raise VolumeError(
-            f"cannot read DICOM series ({str(exc).strip().splitlines()[-1]})",
-            path=path,
-            fix="check the series is complete",
-        ) from exc
+    image = _sitk_read(reader.Execute, "DICOM series", path, "DICOM series")
     return _sitk_to_arrays(image, path)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -21,16 +23,10 @@ class RegressionHead(PooledScalarHead):
     """
 
     def __init__(
-        self,
-        in_dim: int,
-        pooling: str = "mean",
-        hidden: int = 256,
-        attn_dim: int = 64,
-        loss: str = "mse",
-        huber_delta: float = 1.0,
-        dropout: float = 0.0,
-    ):
-        super().__init__(in_dim, pooling, hidden, attn_dim, dropout)
+        self, in_dim: int, loss: str = "mse", huber_delta: float = 1.0, **pooled: Any
+    ) -> None:
+        """``pooled``: ``pooling``, ``hidden``, ``attn_dim``, ``dropout`` of the shared body."""
+        super().__init__(in_dim, **pooled)
         where = "RegressionHead"
         require(
             loss in REGRESSION_LOSSES,

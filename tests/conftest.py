@@ -1,4 +1,4 @@
-"""Shared fixtures: real volumes that installed packages ship."""
+"""Shared fixtures: real volumes that installed packages ship, and small synthetic cohorts."""
 
 from __future__ import annotations
 
@@ -23,3 +23,19 @@ def mni_2mm():
 
     img = load_mni152_template(resolution=2)
     return np.asarray(img.get_fdata(dtype=np.float32)), np.asarray(img.affine, dtype=np.float64)
+
+
+@pytest.fixture(scope="session")
+def make_cohort(tmp_path_factory):
+    """``make_cohort(subjects, seed=0)``: a labelled synthetic cohort in a new folder (datasets in
+    their native layouts, no pretraining pool, no baseline numbers); returns the folder."""
+    from braindino.synth.generate import generate_cohort
+
+    def make(subjects: dict[str, int], seed: int = 0) -> Path:
+        out = tmp_path_factory.mktemp("cohort")
+        generate_cohort(
+            out, subjects=subjects, seed=seed, pool_subjects=0, baseline=False, progress=False
+        )
+        return out
+
+    return make

@@ -25,15 +25,9 @@ FAST = ["--set", "slices=8", "--preprocess", "spacing=4.0", "--preprocess", "sli
 
 
 @pytest.fixture(scope="module")
-def adni(tmp_path_factory) -> Path:
+def adni(make_cohort) -> Path:
     """A 15-subject synthetic ADNI cohort (5 per class) in its native layout."""
-    from braindino.synth.generate import generate_cohort
-
-    out = tmp_path_factory.mktemp("cohort")
-    generate_cohort(
-        out, subjects={"adni": 15}, seed=0, pool_subjects=0, baseline=False, progress=False
-    )
-    return out / "ADNI"
+    return make_cohort({"adni": 15}) / "ADNI"
 
 
 @pytest.fixture(scope="module")
@@ -280,14 +274,9 @@ def test_wrong_script_and_missing_demo_encoder_fail_in_one_line(
 
 
 @pytest.fixture(scope="module")
-def oasis(tmp_path_factory) -> Path:
+def oasis(make_cohort) -> Path:
     """A 12-subject synthetic OASIS cohort in its native layout."""
-    from braindino.synth.generate import generate_cohort
-
-    out = tmp_path_factory.mktemp("oasis")
-    generate_cohort(out, subjects={"oasis": 12}, seed=1, pool_subjects=0, baseline=False,
-                    progress=False)  # fmt: skip
-    return out / "OASIS"
+    return make_cohort({"oasis": 12}, seed=1) / "OASIS"
 
 
 def _cosine_knn(train_x, train_y, test_x, k: int) -> np.ndarray:

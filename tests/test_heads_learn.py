@@ -32,14 +32,9 @@ FAST = ["--feature", "patch_mean", "--set", "slices=16", "--preprocess", "spacin
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory) -> Path:
+def cohort(make_cohort) -> Path:
     """24 BraTS-like subjects (96 volumes) in their native layout."""
-    from braindino.synth.generate import generate_cohort
-
-    out = tmp_path_factory.mktemp("brats")
-    generate_cohort(out, subjects={"brats2021": 24}, seed=COHORT_SEED, pool_subjects=0,
-                    baseline=False, progress=False)  # fmt: skip
-    return out
+    return make_cohort({"brats2021": 24}, seed=COHORT_SEED)
 
 
 @pytest.fixture(scope="module")

@@ -41,15 +41,9 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory) -> Path:
+def cohort(make_cohort) -> Path:
     """14 BraTS 2021-like cases (T1, T1ce, T2, FLAIR, seg; stored LPS)."""
-    from braindino.synth.generate import generate_cohort
-
-    out = tmp_path_factory.mktemp("cohort")
-    generate_cohort(
-        out, subjects={"brats2021": 14}, seed=0, pool_subjects=0, baseline=False, progress=False
-    )
-    return out / "BraTS2021"
+    return make_cohort({"brats2021": 14}) / "BraTS2021"
 
 
 @pytest.fixture(scope="module")

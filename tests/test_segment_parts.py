@@ -212,14 +212,9 @@ def test_augmentation_moves_image_and_label_together() -> None:
 
 # ----------------------------------------------------------------------- manifests
 @pytest.fixture(scope="module")
-def lesion_cohort(tmp_path_factory):
+def lesion_cohort(make_cohort):
     """3 ATLAS-like and 2 BraTS 2023-like cases in their native layouts."""
-    from braindino.synth.generate import generate_cohort
-
-    out = tmp_path_factory.mktemp("cohort")
-    generate_cohort(out, subjects={"atlas": 3, "brats2023": 2}, seed=1, pool_subjects=0,
-                    baseline=False, progress=False)  # fmt: skip
-    return out
+    return make_cohort({"atlas": 3, "brats2023": 2}, seed=1)
 
 
 @pytest.mark.parametrize(

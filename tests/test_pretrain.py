@@ -290,7 +290,7 @@ def test_stage2_gram_anchoring_from_a_stage1_run(shards, tmp_path):
         "loss.dino_local=0.5",
     )
     trainer = Trainer(cfg)
-    assert trainer.augment.gram_ratio == 2
+    assert trainer.augment.for_step(0).gram_side == 2 * 64
     assert trainer.fit() == "done"
     assert trainer.meta.gram_teacher is not None and trainer.gram_refreshes == 1
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -101,6 +101,20 @@ def _validate(cfg: DictConfig) -> None:
     _range(cfg.intensity.noise, "std", 0.0, math.inf)
 
 
+def _gram_side(gram_size: int | None, gram_ratio: int, global_size: int, patch: int) -> int | None:
+    """The side of the Gram teacher's crops: ``gram_size``, else ``gram_ratio`` x the global
+    size when the ratio is > 1, else None (no ``gram_crops``)."""
+    if gram_size is None:
+        return global_size * gram_ratio if gram_ratio > 1 else None
+    if isinstance(gram_size, bool) or int(gram_size) < patch or int(gram_size) % patch:
+        raise ConfigError(
+            f"Gram crop size {gram_size!r} is not a positive multiple of the patch size {patch}",
+            path="highres.crop_sizes",
+            fix=f"give gram sizes that are multiples of {patch} (e.g. 1.5 x the global size)",
+        )
+    return int(gram_size)
+
+
 # ----------------------------------------------------------------------------- module
 def _check_batch(
     images: Any, scale: Any, offset: Any
@@ -140,7 +154,8 @@ class MultiCropAugmentation:
     With ``gram_ratio`` r > 1 the batch also holds ``gram_crops`` ``[2B, 1, rG, rG]``: the global
     crops' very boxes, flips and rotations at r times their size and without intensity
     augmentation (what DINOv3's Gram teacher sees); they draw nothing from the generator, so the
-    other outputs are the same whatever r is.
+    other outputs are the same whatever r is. ``gram_size`` S sets their side directly
+    (``[2B, 1, S, S]``, e.g. 1.5 G in the high-resolution stage) and takes precedence over r.
     """
 
     def __init__(
@@ -148,6 +163,7 @@ class MultiCropAugmentation:
         cfg: Mapping[str, Any] | DictConfig | None = None,
         seed: int | None = None,
         gram_ratio: int = 1,
+        gram_size: int | None = None,
     ):
         if isinstance(gram_ratio, bool) or not isinstance(gram_ratio, int) or gram_ratio < 1:
             raise ConfigError(
@@ -169,6 +185,7 @@ class MultiCropAugmentation:
         self.cpu_chunk_slices = int(c.cpu_chunk_slices)
         self.intensity = IntensityAugmentation(c.intensity)
         m = c.masking
+        self.gram_side = _gram_side(gram_size, gram_ratio, self.global_size, int(m.patch_size))
         grid = self.global_size // int(m.patch_size)
         self.mask_generator = BlockMaskGenerator(
             (grid, grid),
@@ -190,10 +207,12 @@ class MultiCropAugmentation:
         cfg: Mapping[str, Any] | DictConfig | None = None,
         seed: int | None = None,
         gram_ratio: int = 1,
+        gram_size: int | None = None,
     ) -> MultiCropAugmentation:
         """Build from the ``augment`` section (defaults: ``configs/pretrain/augment.yaml``);
-        ``gram_ratio`` > 1 also cuts ``gram_crops`` (``gram.resolution_ratio``)."""
-        return cls(cfg, seed, gram_ratio)
+        ``gram_ratio`` > 1 (``gram.resolution_ratio``) or ``gram_size`` also cuts
+        ``gram_crops``."""
+        return cls(cfg, seed, gram_ratio, gram_size)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -257,8 +276,8 @@ class MultiCropAugmentation:
             out = torch.empty(n * b, 1, size, size, device=device)
             groups.append((n, size, thetas, type_rows, out))
         gram = None
-        if self.gram_ratio > 1:
-            side = self.global_size * self.gram_ratio
+        if self.gram_side is not None:
+            side = self.gram_side
             gram = torch.empty(2 * b, 1, side, side, device=device)
         chunk = b if device.type != "cpu" or self.cpu_chunk_slices <= 0 else self.cpu_chunk_slices
         for s0 in range(0, b, chunk):
@@ -275,7 +294,7 @@ class MultiCropAugmentation:
                 crops = self.intensity(crops, type_rows[rows], gen, noise_gen)
                 crops = crops.view(n, s1 - s0, 1, size, size).mul_(chunk_scale).add_(chunk_offset)
                 out.view(n, b, 1, size, size)[:, s0:s1] = crops
-            if gram is not None:  # the global boxes at gram_ratio x, no intensity augmentation
+            if gram is not None:  # the global boxes at the Gram side, no intensity augmentation
                 rows = (torch.arange(2)[:, None] * b + torch.arange(s0, s1)).flatten()
                 crops = resized_crops(v, groups[0][2][rows], gram.shape[-1], 2)
                 crops = crops.view(2, s1 - s0, 1, *gram.shape[-2:]).mul_(chunk_scale)

@@ -34,8 +34,8 @@ def rope_jitter(m: DictConfig) -> dict[str, float]:
     return {"rope_rescale_coords": value}
 
 
-def build_meta_arch(cfg: DictConfig) -> SelfDistillation:
-    """Student (backbone + DINO head + iBOT head), its EMA teacher, and the loss weights."""
+def build_student(cfg: DictConfig) -> StudentNetwork:
+    """The student network of a config: backbone (``model``) + DINO and iBOT heads (``heads``)."""
     m = cfg.model
     backbone = create_backbone(
         m.arch,
@@ -50,13 +50,24 @@ def build_meta_arch(cfg: DictConfig) -> SelfDistillation:
     heads = {
         name: DINOHead(dim, **OmegaConf.to_container(cfg.heads[name])) for name in ("dino", "ibot")
     }
-    student = StudentNetwork(backbone, heads["dino"], heads["ibot"])
+    return StudentNetwork(backbone, heads["dino"], heads["ibot"])
+
+
+def build_meta_arch(cfg: DictConfig) -> SelfDistillation:
+    """Student (backbone + DINO head + iBOT head), its EMA teacher, and the loss weights; with
+    ``distill.enabled`` also the frozen distillation teacher that gives the targets."""
+    student = build_student(cfg)
     weights = LossWeights.from_mapping(cfg.loss)
     meta = SelfDistillation(student, weights, fused=bool(cfg.run.fused))
-    if m.init_from:
-        state = load_checkpoint(resolve_checkpoint(m.init_from, "model.init_from"))
+    if cfg.model.init_from:
+        state = load_checkpoint(resolve_checkpoint(cfg.model.init_from, "model.init_from"))
         meta.student.load_state_dict(state["student"])
         meta.teacher.load_state_dict(state["teacher"])
+    if cfg.distill.enabled:
+        from braindino.ssl.distill import load_distill_teacher  # it builds with build_student
+
+        teacher = load_distill_teacher(cfg.distill.teacher, student)
+        meta.set_distill_teacher(teacher, mask_student=bool(cfg.distill.mask_student))
     return meta
 
 

@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
+from braindino.data.crop_sizes import CropSizeMixture
 from braindino.data.multicrop import MultiCropAugmentation, stack_slice_samples
 from braindino.data.sampler import WeightedSliceSampler
 from braindino.data.shards import SliceShardReader
@@ -98,6 +100,18 @@ def build_loader(
 def to_device(batch: tuple[torch.Tensor, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
     """Move a loader batch to the device (non-blocking from pinned memory)."""
     return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+def crop_size_mixture(cfg: DictConfig) -> CropSizeMixture:
+    """The run's augmentations by step: the ``augment`` sizes, or a ``highres.crop_sizes``
+    mixture drawn per step from (``run.seed``, step); Gram crops when the Gram weight is on."""
+    return CropSizeMixture(
+        cfg.augment,
+        cfg.highres.crop_sizes,
+        seed=int(cfg.run.seed),
+        gram_ratio=int(cfg.gram.resolution_ratio),
+        gram=float(cfg.schedule.gram_weight) > 0,
+    )
 
 
 def augment_groups(

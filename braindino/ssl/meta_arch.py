@@ -4,7 +4,9 @@ One call of :meth:`SelfDistillation.losses` is one DINOv3 training step's forwar
 sees the unmasked global crops and gives Sinkhorn–Knopp targets for the CLS (DINO) and the masked
 patch tokens (iBOT); the student sees masked global crops and unmasked local crops, each size
 group in one backbone call; KoLeo spreads the student's global CLS; in stage 2 a frozen Gram
-teacher anchors the patch-to-patch similarity structure.
+teacher anchors the patch-to-patch similarity structure. In distillation
+(``braindino.ssl.distill``) a frozen, larger teacher replaces the EMA teacher as the source of
+the targets, and the student may see its global crops unmasked.
 """
 
 from __future__ import annotations
@@ -44,10 +46,14 @@ class StudentNetwork(nn.Module):
         masks: Tensor,
         all_patches: bool = False,
         fused: bool = False,
+        mask_input: bool = True,
     ) -> dict:
         """Student outputs: global CLS, DINO logits of every crop (global crops first, then
         local, crop-major) and iBOT logits of the masked patches; with ``all_patches`` also
         every global patch token (``patches_global``, for the Gram loss).
+
+        ``mask_input=False`` (distillation with ``distill.mask_student=false``): the global
+        crops go in unmasked; ``masks`` then only picks the patch tokens the iBOT head reads.
 
         ``fused`` (``run.fused``): the last block runs only for the tokens a loss reads (CLS of
         every crop, masked patches of the global crops) and the logits stay factored
@@ -56,7 +62,7 @@ class StudentNetwork(nn.Module):
         backbone = self.backbone
         lean = fused and not all_patches
         glob = backbone.forward_features(
-            global_crops, masks=masks, keep_patches=masks if lean else None
+            global_crops, masks=masks if mask_input else None, keep_patches=masks if lean else None
         )
         cls = [glob["cls"]]
         if local_crops is not None and local_crops.shape[0] > 0:
@@ -119,7 +125,11 @@ def effective_rank(features: Tensor) -> Tensor:
 
 
 class SelfDistillation(nn.Module):
-    """Student, EMA teacher and (stage 2) Gram teacher, with the losses of one step."""
+    """Student, EMA teacher and (stage 2) Gram teacher, with the losses of one step.
+
+    With a distillation teacher (:meth:`set_distill_teacher`) the DINO/iBOT targets come from
+    that frozen network instead of the EMA teacher; the EMA of the student is still kept (it is
+    what a run exports)."""
 
     def __init__(
         self, student: StudentNetwork, weights: LossWeights | None = None, fused: bool = True
@@ -131,14 +141,17 @@ class SelfDistillation(nn.Module):
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.gram_teacher: MaskableViT | None = None
+        self.distill_teacher: StudentNetwork | None = None
+        self.mask_student = True  # False: distillation with unmasked student crops
         self.weights = weights or LossWeights.from_mapping({})
 
     def train(self, mode: bool = True) -> SelfDistillation:
         """Set the student's mode; the teachers always stay in eval mode (no drop path)."""
         super().train(mode)
         self.teacher.eval()
-        if self.gram_teacher is not None:
-            self.gram_teacher.eval()
+        for frozen in (self.gram_teacher, self.distill_teacher):
+            if frozen is not None:
+                frozen.eval()
         return self
 
     # ------------------------------------------------------------------ teachers
@@ -154,15 +167,22 @@ class SelfDistillation(nn.Module):
         source = self.teacher.backbone if backbone is None else backbone
         self.gram_teacher = copy.deepcopy(source).requires_grad_(False).eval()
 
+    def set_distill_teacher(self, teacher: StudentNetwork, mask_student: bool = False) -> None:
+        """Take the DINO/iBOT targets from ``teacher`` (frozen here: no gradient, eval mode);
+        ``mask_student=False`` feeds the student unmasked global crops (DINOv3 distillation)."""
+        self.distill_teacher = teacher.requires_grad_(False).eval()
+        self.mask_student = bool(mask_student)
+
     @torch.no_grad()
     def _teacher_targets(self, global_crops: Tensor, masks: Tensor, temperature: float) -> dict:
         w = self.weights
         keep = masks if self.fused else None  # fused: the last block on the read tokens only
-        out = self.teacher.backbone.forward_features(global_crops, keep_patches=keep)
+        teacher = self.teacher if self.distill_teacher is None else self.distill_teacher
+        out = teacher.backbone.forward_features(global_crops, keep_patches=keep)
         masked = out["patches"] if self.fused else out["patches"][masks]
-        cls_logits = self.teacher.dino_head(out["cls"])
+        cls_logits = teacher.dino_head(out["cls"])
         dino = sinkhorn_knopp(cls_logits, temperature, w.sinkhorn_iterations)
-        ibot = sinkhorn_knopp(self.teacher.ibot_head(masked), temperature, w.sinkhorn_iterations)
+        ibot = sinkhorn_knopp(teacher.ibot_head(masked), temperature, w.sinkhorn_iterations)
         return {"dino": dino, "ibot": ibot, "cls_logits": cls_logits}
 
     @torch.no_grad()
@@ -197,7 +217,9 @@ class SelfDistillation(nn.Module):
         n_local = 0 if local is None else local.shape[0] // b
         targets = self._teacher_targets(glob, masks, teacher_temp)
         use_gram = gram_weight > 0 and self.gram_teacher is not None
-        out = student(glob, local, masks, all_patches=use_gram, fused=self.fused)
+        out = student(
+            glob, local, masks, all_patches=use_gram, fused=self.fused, mask_input=self.mask_student
+        )
         dino_fn, ibot_fn = (
             (fused_dino_loss, fused_ibot_loss) if self.fused else (dino_loss, ibot_loss)
         )

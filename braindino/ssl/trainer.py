@@ -22,7 +22,6 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from braindino.config import save_config
-from braindino.data.multicrop import MultiCropAugmentation
 from braindino.engine.checkpoint import atomic_save, load_checkpoint, save_checkpoint
 from braindino.engine.collective import close_process_group, main_decides
 from braindino.engine.logger import RunLogger
@@ -47,6 +46,7 @@ from braindino.ssl.build import (
 from braindino.ssl.data import (
     augment_groups,
     build_loader,
+    crop_size_mixture,
     log_crop_images,
     sampling_weights,
     to_device,
@@ -114,8 +114,7 @@ class Trainer:
         self.meta: SelfDistillation = build_meta_arch(cfg)
         parameters = sum(p.numel() for p in self.meta.student.parameters())
         self._say(cpu_recipe_warning(cfg, parameters, self.acc.device.type, cpu_cores()))
-        gram_ratio = int(cfg.gram.resolution_ratio) if float(cfg.schedule.gram_weight) > 0 else 1
-        self.augment = MultiCropAugmentation.from_config(cfg.augment, gram_ratio=gram_ratio)
+        self.augment = crop_size_mixture(cfg)  # .for_step(i): iteration i's crop sizes
         self.schedules = build_schedules(cfg, self.world)
         # A sharded student gets its optimiser after sharding (its parameters are replaced).
         self.optimizer = None if self.sharded else build_optimizer(cfg, self.meta)
@@ -234,7 +233,7 @@ class Trainer:
         first = self.rank * groups
         seeds = [step_seed(self.seed, self.step, first + k) for k in range(groups)]
         images, scale, offset = to_device(raw, self.acc.device)
-        return augment_groups(self.augment, images, scale, offset, seeds)
+        return augment_groups(self.augment.for_step(self.step), images, scale, offset, seeds)
 
     def _train_step(self, batch: dict, values: dict) -> dict[str, torch.Tensor] | None:
         apply_schedule_values(

@@ -93,3 +93,65 @@ def test_dense_probe_at_twice_the_resolution_has_a_finer_grid(encoder):
 def test_dense_probe_needs_two_subjects(encoder):
     with pytest.raises(BrainDinoError, match="at least 2 subjects"):
         dense_probe(encoder, _cases(1), ["left", "right"])
+
+
+def test_principal_components_match_sklearn_pca():
+    from sklearn.decomposition import PCA
+
+    from braindino.analysis.pca_map import pca_rgb, principal_components
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 6)) @ rng.normal(size=(6, 6)) + 3.0
+    mean, components = principal_components(x, 3)
+    reference = PCA(n_components=3).fit(x)
+    np.testing.assert_allclose(mean, reference.mean_, atol=1e-10)
+    for ours, theirs in zip(components, reference.components_):
+        assert abs(ours @ theirs) == pytest.approx(1.0, abs=1e-8)  # same axis up to sign
+    patches = x.reshape(2, 10, 10, 6)
+    foreground = np.ones((2, 10, 10), bool)
+    foreground[0, 0, :] = False
+    rgb = pca_rgb(patches, foreground)
+    assert rgb.shape == (2, 10, 10, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    assert not rgb[0, 0].any()  # background is black
+    scores = PCA(n_components=3).fit(x[foreground.reshape(-1)]).transform(x)
+    order = np.argsort(scores[:, 0][foreground.reshape(-1)])  # colour follows the first PC
+    red = rgb.reshape(-1, 3)[foreground.reshape(-1), 0][order]
+    assert np.all(np.diff(red) >= -1e-6) or np.all(np.diff(red) <= 1e-6)
+
+
+def test_cls_attention_is_softmax_qk_of_the_last_block(encoder):
+    import torch
+    from timm.layers import apply_rot_embed_cat
+
+    from braindino.analysis.attention_map import cls_attention
+
+    images = np.random.default_rng(2).normal(size=(2, 48, 64)).astype(np.float32)
+    fused = encoder.vit.blocks[-1].attn.fused_attn
+    maps = cls_attention(encoder, images, batch_size=1)
+    assert maps.shape == (2, encoder.num_heads, 3, 4)
+    block = encoder.vit.blocks[-1]
+    captured = {}
+    hook = block.register_forward_pre_hook(
+        lambda _m, args, kwargs: captured.update(x=args[0], rope=kwargs["rope"]),
+        with_kwargs=True,
+    )
+    with torch.no_grad():
+        encoder.forward_features(torch.from_numpy(images).unsqueeze(1))
+    hook.remove()
+    attn = block.attn
+    with torch.no_grad():  # float64, from the block's weights
+        x = block.norm1(captured["x"]).double()
+        bias = None if attn.q_bias is None else torch.cat((attn.q_bias, attn.k_bias, attn.v_bias))
+        qkv = torch.nn.functional.linear(
+            x, attn.qkv.weight.double(), None if bias is None else bias.double()
+        )
+        b, n, _ = x.shape
+        q, k, _ = qkv.reshape(b, n, 3, encoder.num_heads, -1).permute(2, 0, 3, 1, 4)
+        p = encoder.num_prefix_tokens
+        rope, half = captured["rope"].double(), attn.rotate_half
+        q = torch.cat([q[:, :, :p], apply_rot_embed_cat(q[:, :, p:], rope, half=half)], dim=2)
+        k = torch.cat([k[:, :, :p], apply_rot_embed_cat(k[:, :, p:], rope, half=half)], dim=2)
+        manual = torch.softmax(q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5, dim=-1)
+    expected = manual[:, :, 0, p:].reshape(2, encoder.num_heads, 3, 4).numpy()
+    np.testing.assert_allclose(maps, expected, atol=1e-5)
+    assert attn.fused_attn == fused  # the fused path is restored

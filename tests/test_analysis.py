@@ -3,6 +3,8 @@ position-only baseline, on hand-built cases and a random micro ViT."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
@@ -155,3 +157,72 @@ def test_cls_attention_is_softmax_qk_of_the_last_block(encoder):
     expected = manual[:, :, 0, p:].reshape(2, encoder.num_heads, 3, 4).numpy()
     np.testing.assert_allclose(maps, expected, atol=1e-5)
     assert attn.fused_attn == fused  # the fused path is restored
+
+
+def test_nearest_slices_rank_by_sklearn_cosine_and_skip_the_own_subject():
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    from braindino.analysis.retrieval import nearest_slices
+
+    rng = np.random.default_rng(3)
+    bank = rng.normal(size=(12, 5))
+    subjects = np.repeat(["a", "b", "c"], 4)
+    index, similarity = nearest_slices(bank[:2], subjects[:2], bank, subjects, k=3)
+    reference = cosine_similarity(bank[:2], bank)
+    for q in range(2):
+        others = np.flatnonzero(subjects != subjects[q])
+        expected = others[np.argsort(-reference[q, others])][:3]
+        assert index[q].tolist() == expected.tolist()
+        np.testing.assert_allclose(similarity[q], reference[q, expected], atol=1e-12)
+    index, similarity = nearest_slices(bank[:1], subjects[:1], bank[:5], subjects[:5], k=3)
+    assert index[0].tolist() == [4, -1, -1] and np.isnan(similarity[0, 1:]).all()
+
+
+def test_embedding_pca_is_sklearn_pca_up_to_sign():
+    from sklearn.decomposition import PCA
+
+    from braindino.analysis.embedding_map import embed_2d
+
+    x = np.random.default_rng(4).normal(size=(20, 6))
+    ours = embed_2d(x, "pca")
+    theirs = PCA(2).fit_transform(x)
+    np.testing.assert_allclose(np.abs(ours), np.abs(theirs), atol=1e-8)
+    assert embed_2d(x, "tsne").shape == (20, 2)
+
+
+def test_cli_writes_one_report_with_every_encoder_side_by_side(tmp_path):
+    import json
+    import re
+
+    import matplotlib.image
+
+    from braindino.analysis.cli import main
+
+    out = tmp_path / "report"
+    argv = [
+        "--encoder", ENCODER, "--out", str(out), "--probes", "tissue", "--probe-subjects", "5",
+        "--probe-slices", "2",
+        "--preprocess", "slices.size=96", "--bootstrap", "20", "--volumes", "6", "--show", "2",
+        "--quiet",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["encoders"]) == {"encoder", "random_init"}
+    keys = {(r["probe"], r["scale"], r["encoder"]) for r in metrics["dense_probes"]}
+    assert len(keys) == 2 * 2  # scales 1, 2 x both encoders
+    report = (out / "report.md").read_text()
+    assert "random_init" in report and "position (shifted)" in report
+    pictures = re.findall(r"\]\((plots/[^)]+\.png)\)", report)
+    names = {Path(p).stem.split("_")[0] for p in pictures}
+    assert {"dense", "pca", "attention", "retrieval", "embedding"} <= names
+    for picture in pictures:
+        assert matplotlib.image.imread(out / picture).ndim == 3
+    assert len(metrics["retrieval"]["encoder"][0]) == 4
+    assert "t-SNE" in report or (out / "plots" / "embedding_subject.png").is_file()
+
+
+def test_cli_refuses_a_task_and_a_folder_together(tmp_path):
+    from braindino.analysis.cli import parse_options
+
+    with pytest.raises(BrainDinoError, match="both --task and --folder"):
+        parse_options(["--task", "adni", "--folder", str(tmp_path)])

@@ -29,10 +29,11 @@ class LabelledCase:
 
 
 def evenly_spaced(candidates: np.ndarray, count: int) -> np.ndarray:
-    """Up to ``count`` entries of ``candidates`` evenly spaced from the first to the last."""
+    """Up to ``count`` entries of ``candidates``, evenly spaced and centred (the middles of
+    ``count`` equal parts: one is the middle entry, never just the two ends)."""
     if len(candidates) <= count:
         return np.asarray(candidates)
-    return np.asarray(candidates)[np.linspace(0, len(candidates) - 1, count).round().astype(int)]
+    return np.asarray(candidates)[((np.arange(count) + 0.5) * len(candidates) / count).astype(int)]
 
 
 def labelled_case(

@@ -58,6 +58,19 @@ def patch_labels(
     return np.where(enough, structure, 0).astype(labels.dtype)
 
 
+FOREGROUND_LEVEL = 0.1  # foreground: above min + this share of the (min, 99th percentile) range
+
+
+def foreground_patches(images: np.ndarray, patch: int) -> np.ndarray:
+    """Per patch of slices ``[S, H, W]`` (bool ``[S, h, w]``): whether most of its pixels are
+    foreground, i.e. above the slice's minimum (the background after preprocessing) by more
+    than ``FOREGROUND_LEVEL`` of the range up to its 99th percentile (above the noise floor)."""
+    low = images.min(axis=(1, 2), keepdims=True)
+    high = np.percentile(images, 99, axis=(1, 2), keepdims=True)
+    above = (images > low + FOREGROUND_LEVEL * (high - low)).astype(np.uint8)
+    return patch_labels(above, patch, 2, "majority") > 0
+
+
 def resize_slices(images: np.ndarray, labels: np.ndarray, factor: int):
     """Slices ``factor`` times larger: images bilinearly, labels by pixel repetition."""
     if factor == 1:
@@ -170,7 +183,6 @@ def _case_rows(
     patch = int(encoder.patch_size[0])
     images, labels = resize_slices(case.images, case.labels, scale)
     per_patch = patch_labels(labels, patch, n_classes, rule)
-    fg = (images > images.min(axis=(1, 2), keepdims=True) + 1e-6).astype(np.uint8)
     s, h, w = per_patch.shape
     grid = (h + 2 * margin, w + 2 * margin)
     offsets = rng.integers(0, 2 * margin + 1, size=(s, 2))
@@ -189,7 +201,7 @@ def _case_rows(
         "y": per_patch.reshape(-1).astype(np.int64),
         "cell": (rows * grid[1] + cols).reshape(-1),
         "cell0": np.broadcast_to(unshifted, (s, h, w)).reshape(-1),
-        "foreground": (patch_labels(fg, patch, 2, "majority") > 0).reshape(-1),
+        "foreground": foreground_patches(images, patch).reshape(-1),
         "grid": grid,
     }
 
@@ -221,8 +233,8 @@ def dense_probe(
         shift: slices are padded by ``shift * scale`` patches per side and placed at a random
             whole-patch offset (seeded per case by ``seed``: the same for every encoder); 0: off.
         rule: patch label = ``majority`` class of its pixels or its ``centre`` pixel's class.
-        foreground_only: score only patches that are mostly image foreground (pixels above the
-            slice's minimum), e.g. brain patches for a tumour probe on skull-stripped images.
+        foreground_only: score only patches that are mostly image foreground
+            (:func:`foreground_patches`), e.g. brain patches of skull-stripped images.
         train_fraction: share of subjects the probe trains on (seeded); the others are tested.
         c: inverse L2 strength of the standardised logistic regression (class-balanced).
         max_train_patches: training patches drawn at random (seeded) when there are more.

@@ -58,6 +58,9 @@ def run_probes(options: AnalyzeOptions, encoders: dict, preprocess: dict) -> tup
     probes' synthetic volumes (for the maps when no task or folder is given)."""
     main = encoders["encoder"]
     records, made = [], {}
+    maps_need_them = not (options.task or options.folder) and set(options.analyses) - {"probe"}
+    if "probe" not in options.analyses and not maps_need_them:
+        return records, made
     for probe in options.probes:
         modality = options.tissue_modality if probe == "tissue" else options.tumour_modality
         volumes = synthetic_volumes(probe, options.probe_subjects, modality, options.seed)

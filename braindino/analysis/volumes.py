@@ -52,7 +52,7 @@ def task_volumes(
     rows = spread(list(manifest.to_dict("records")), count)
     out = []
     for row in rows:
-        info = {c: row[c] for c in COLOUR_COLUMNS if c in row and row[c] == row[c]}
+        info = {c: row[c] for c in COLOUR_COLUMNS if row.get(c) is not None and row[c] == row[c]}
         out.append(MapVolume(str(row["subject"]), str(row["image"]), info))
     return out
 

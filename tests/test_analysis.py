@@ -226,3 +226,22 @@ def test_cli_refuses_a_task_and_a_folder_together(tmp_path):
 
     with pytest.raises(BrainDinoError, match="both --task and --folder"):
         parse_options(["--task", "adni", "--folder", str(tmp_path)])
+
+
+def test_labelled_case_puts_the_label_map_on_the_image_slices():
+    from braindino.analysis import labelled_case
+    from braindino.io import Volume
+
+    data = np.zeros((40, 48, 30), np.float32)
+    data[8:32, 6:42, 4:26] = 100.0  # a "head" so the foreground crop has something to keep
+    data[14:22, 20:34, 10:18] = 300.0  # a bright block: the labelled structure
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    labels = (data == 300.0).astype(np.uint8)
+    case = labelled_case(
+        None, "s0", Volume(data, affine), Volume(labels, affine), {"slices.size": 64}, slices=3
+    )
+    assert case.images.shape == case.labels.shape == (3, 64, 64)
+    bright = case.images > (case.images.max() + np.median(case.images)) / 2
+    inside = case.labels > 0
+    overlap = (bright & inside).sum() / (bright | inside).sum()
+    assert inside.any() and overlap > 0.85  # the same pixels, up to interpolation at edges

@@ -4,7 +4,8 @@ patch tokens, last-block CLS attention maps, slice retrieval and per-volume embe
 ``downstream/analyze.py`` writes them into one report."""
 
 from braindino.analysis.cases import LabelledCase, labelled_case
-from braindino.analysis.dense_probe import DenseProbeResult, dense_probe, patch_labels
+from braindino.analysis.dense_probe import DenseProbeResult, dense_probe
+from braindino.analysis.patches import patch_labels
 from braindino.analysis.tokens import patch_tokens
 
 __all__ = [

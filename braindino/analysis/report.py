@@ -125,7 +125,7 @@ def map_sections(maps: dict, labels: list[str], plots: Path) -> list[str]:
                     images[k],
                     titles[k],
                     [
-                        (stacks[v][z], f"{volumes[v].subject} slice {z}\ncos {s:.3f}")
+                        (stacks[v][z], f"{volumes[v].subject} slice {z}\ncos {s:.4f}")
                         for v, z, s in maps["hits"][label][k]
                     ],
                 )

@@ -18,9 +18,10 @@ from omegaconf import OmegaConf
 
 from braindino.analysis.attention_map import cls_attention
 from braindino.analysis.cases import labelled_case
-from braindino.analysis.dense_probe import dense_probe, foreground_patches
+from braindino.analysis.dense_probe import dense_probe
 from braindino.analysis.embedding_map import embed_2d
 from braindino.analysis.options import AnalyzeOptions
+from braindino.analysis.patches import foreground_patches
 from braindino.analysis.pca_map import pca_rgb
 from braindino.analysis.retrieval import nearest_slices
 from braindino.analysis.synthetic import PROBES, synthetic_volumes

@@ -53,6 +53,8 @@ def task_volumes(
     out = []
     for row in rows:
         info = {c: row[c] for c in COLOUR_COLUMNS if row.get(c) is not None and row[c] == row[c]}
+        if "label" in info:
+            info.pop("target", None)  # a class task's target is the label's index
         out.append(MapVolume(str(row["subject"]), str(row["image"]), info))
     return out
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.metrics import balanced_accuracy_score
+from sklearn.metrics import balanced_accuracy_score, recall_score
 
 from braindino.analysis import LabelledCase, dense_probe, patch_labels
 from braindino.errors import BrainDinoError
@@ -74,6 +74,9 @@ def test_dense_probe_scores_are_sklearn_balanced_accuracy_over_test_subjects(enc
     assert point == pytest.approx(expected, abs=1e-12)
     assert low <= point <= high
     assert result.as_dict()["balanced_accuracy"]["value"] == point
+    present = np.unique(result.y_true)
+    recalls = recall_score(result.y_true, result.y_pred, labels=present, average=None)
+    assert list(result.recall().values()) == pytest.approx(list(recalls), abs=1e-12)
 
 
 def test_position_baseline_solves_unshifted_slices_but_not_shifted_ones(encoder):

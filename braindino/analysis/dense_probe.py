@@ -51,6 +51,15 @@ class DenseProbeResult:
     y_pred: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
     test_subject: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
 
+    def recall(self) -> dict[str, float]:
+        """Per class present among the test patches: the share of its patches predicted as it
+        (the per-class terms whose mean is the balanced accuracy)."""
+        return {
+            name: float(np.mean(self.y_pred[self.y_true == c] == c))
+            for c, name in enumerate(self.classes)
+            if np.any(self.y_true == c)
+        }
+
     def as_dict(self) -> dict:
         """JSON-ready summary (no per-patch arrays)."""
 
@@ -67,6 +76,7 @@ class DenseProbeResult:
             "train_patches": self.n_train_patches,
             "test_patches": len(self.y_true),
             "test_class_counts": self.class_counts,
+            "test_recall": self.recall(),
             "balanced_accuracy": ci(self.balanced_accuracy),
             "position_baseline": ci(self.position_baseline),
             "position_baseline_unshifted": ci(self.position_unshifted),

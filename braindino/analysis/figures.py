@@ -13,7 +13,7 @@ from braindino.downstream.plots import _save
 
 def _show(ax, array: np.ndarray, shape: tuple[int, ...], **kwargs) -> None:
     """``array`` (a slice ``[X, Y]`` or a patch map ``[x, y, ...]`` over a slice of ``shape``)
-    in radiological-style axes: R-L across, anterior up."""
+    in neurological convention: the patient's right on the right, anterior up."""
     extent = (-0.5, shape[0] - 0.5, -0.5, shape[1] - 0.5)
     ax.imshow(np.swapaxes(array, 0, 1), origin="lower", extent=extent, **kwargs)
     ax.axis("off")

@@ -248,3 +248,22 @@ def test_labelled_case_puts_the_label_map_on_the_image_slices():
     inside = case.labels > 0
     overlap = (bright & inside).sum() / (bright | inside).sum()
     assert inside.any() and overlap > 0.85  # the same pixels, up to interpolation at edges
+
+
+def test_segmentation_task_cases_map_brats_labels_to_classes(tmp_path):
+    from braindino.analysis.task_cases import segmentation_volumes
+    from braindino.io import read_volume
+    from braindino.synth.generate import generate_cohort
+
+    generate_cohort(
+        tmp_path, subjects={"brats2021": 2}, seed=0, pool_subjects=0, baseline=False,
+        progress=False, tasks=["brats2021"],
+    )  # fmt: skip
+    cases, classes = segmentation_volumes("brats2021", str(tmp_path / "BraTS2021"), [], 5, "FLAIR")
+    assert classes == ("no tumour", "necrotic_core", "oedema", "enhancing")
+    assert len(cases) == 2
+    subject, image, labels = cases[0]
+    assert image.endswith(f"{subject}_flair.nii.gz")
+    raw = read_volume(image.replace("_flair", "_seg"), check=False).data
+    expected = np.select([raw == 1, raw == 2, raw == 4], [1, 2, 3], 0)  # BraTS 2021: 4 enhancing
+    assert (raw == 4).any() and np.array_equal(labels.data, expected)

@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--shift", type=int, help=f"max whole-patch shift per side ({_default('shift')})")
     add("--tissue-modality", help=f"tissue probe sequence ({_default('tissue_modality')})")
     add("--tumour-modality", help=f"tumour probe sequence ({_default('tumour_modality')})")
+    add(
+        "--tumour-task",
+        help="tumour probe on this segmentation task's cases (e.g. brats2021) "
+        "instead of in-memory synthetic ones",
+    )
+    add("--tumour-root", help="--tumour-task's release folder (default: its synthetic stand-in)")
     add("--volumes", type=int, help=f"volumes in the maps ({_default('volumes')})")
     add("--show", type=int, help=f"slices shown in PCA/attention/retrieval ({_default('show')})")
     add("--neighbours", type=int, help=f"retrieved slices per query ({_default('neighbours')})")
@@ -89,6 +95,8 @@ def parse_options(argv: Sequence[str] | None = None) -> AnalyzeOptions:
         "shift": args.shift,
         "tissue_modality": args.tissue_modality,
         "tumour_modality": args.tumour_modality,
+        "tumour_task": args.tumour_task,
+        "tumour_root": args.tumour_root,
         "volumes": args.volumes,
         "show": args.show,
         "neighbours": args.neighbours,

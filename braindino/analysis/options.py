@@ -17,7 +17,8 @@ class AnalyzeOptions:
     """One analysis run. ``encoder``: export folder, ``random:<arch>`` or timm name (default:
     ``make demo``'s export); ``compare``: encoders analysed beside it (``random`` = its
     random-init twin). The maps look at ``task``'s manifest, else the volumes under ``folder``,
-    else the dense probes' synthetic subjects."""
+    else the dense probes' synthetic subjects. ``tumour_task``: the tumour probe reads this
+    segmentation task's cases (``tumour_root``: its release folder) instead of synthetic ones."""
 
     encoder: str | None = None
     compare: list[str] = field(default_factory=lambda: ["random"])
@@ -33,6 +34,8 @@ class AnalyzeOptions:
     shift: int = 2
     tissue_modality: str = "T1"
     tumour_modality: str = "FLAIR"
+    tumour_task: str | None = None
+    tumour_root: str | None = None
     volumes: int = 8
     show: int = 3
     neighbours: int = 4

@@ -25,6 +25,7 @@ from braindino.analysis.patches import foreground_patches
 from braindino.analysis.pca_map import pca_rgb
 from braindino.analysis.retrieval import nearest_slices
 from braindino.analysis.synthetic import PROBES, synthetic_volumes
+from braindino.analysis.task_cases import segmentation_volumes
 from braindino.analysis.tokens import patch_tokens
 from braindino.analysis.volumes import MapVolume, folder_volumes, spread, task_volumes
 from braindino.downstream.options import default_encoder
@@ -64,8 +65,15 @@ def run_probes(options: AnalyzeOptions, encoders: dict, preprocess: dict) -> tup
         return records, made
     for probe in options.probes:
         modality = options.tissue_modality if probe == "tissue" else options.tumour_modality
-        volumes = synthetic_volumes(probe, options.probe_subjects, modality, options.seed)
-        made[probe] = (volumes, modality)
+        classes = PROBES[probe][1]
+        if probe == "tumour" and options.tumour_task:
+            volumes, classes = segmentation_volumes(
+                options.tumour_task, options.tumour_root, [], options.probe_subjects, modality
+            )
+        else:
+            volumes = synthetic_volumes(probe, options.probe_subjects, modality, options.seed)
+        source = options.tumour_task if probe == "tumour" and options.tumour_task else None
+        made[probe] = (volumes, modality, source or PROBES[probe][0])
         if "probe" not in options.analyses:
             continue
         rule, choose, foreground = PROBE_SETTINGS[probe]
@@ -79,7 +87,7 @@ def run_probes(options: AnalyzeOptions, encoders: dict, preprocess: dict) -> tup
                 result = dense_probe(
                     encoder,
                     cases,
-                    PROBES[probe][1],
+                    classes,
                     scale=scale,
                     shift=options.shift,
                     rule=rule,
@@ -106,11 +114,12 @@ def map_volumes(options: AnalyzeOptions, made: dict) -> list[MapVolume]:
     if options.folder:
         return folder_volumes(options.folder, options.volumes)
     if not made:
-        made = {"tissue": (synthetic_volumes("tissue", options.volumes, "T1", options.seed), "T1")}
+        tissue = synthetic_volumes("tissue", options.volumes, "T1", options.seed)
+        made = {"tissue": (tissue, "T1", PROBES["tissue"][0])}
     per_probe = max(1, options.volumes // len(made))
     return [
-        MapVolume(s, image, {"dataset": PROBES[probe][0], "sequence": modality})
-        for probe, (volumes, modality) in made.items()
+        MapVolume(s, image, {"dataset": dataset, "sequence": modality})
+        for volumes, modality, dataset in made.values()
         for s, image, _ in volumes[:per_probe]
     ]
 

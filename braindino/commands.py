@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, tuple, str]] = {
     "survival": ("braindino.downstream.cli", "main", ("survival",), "survival tasks (Cox)"),
     "knn": ("braindino.downstream.cli", "main", ("knn",), "k-NN evaluation"),
     "segment": ("braindino.downstream.cli", "main", ("segment",), "segmentation tasks"),
+    "analyze": ("braindino.analysis.cli", "main", (), "representation analyses, dense probes"),
     "collect": ("braindino.downstream.collect", "collect_main", (), "join a sweep's runs"),
     "demo": ("braindino.demo", "main", (), "the whole pipeline on the synthetic cohort"),
 }

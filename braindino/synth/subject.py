@@ -23,7 +23,7 @@ from braindino.synth.deform import random_warp, warp
 from braindino.synth.factors import neuro_effects, sample_factors
 from braindino.synth.knobs import SynthKnobs
 from braindino.synth.stroke import LESION, add_stroke, sample_stroke, stroke_record
-from braindino.synth.tissue import subject_tissue, tissue_volumes_ml
+from braindino.synth.tissue import subject_tissue, tissue_classes, tissue_volumes_ml
 from braindino.synth.tumour import (
     ENHANCING,
     NECROTIC_CORE,
@@ -43,12 +43,15 @@ class SubjectData:
 
     ``segmentation``: uint8, glioma 1 necrotic/non-enhancing core, 2 oedema, 3 enhancing
     (BraTS 2023 numbering); stroke 1 lesion; ``None`` for cohorts without lesions.
+    ``tissue``: uint8 dominant tissue per voxel (``synth.tissue.TISSUE_CLASSES``: 0 other, 1 CSF,
+    2 GM, 3 WM) on the subject grid, when asked for (``synthesize_subject(tissue=True)``).
     """
 
     images: dict[str, np.ndarray]
     segmentation: np.ndarray | None
     affine: np.ndarray
     truth: dict
+    tissue: np.ndarray | None = None
 
 
 def subject_rng(seed: int, code: int, index: int) -> np.random.Generator:
@@ -65,8 +68,11 @@ def synthesize_subject(
     healthy: bool = False,
     code: int | None = None,
     modalities: tuple[str, ...] | None = None,
+    tissue: bool = False,
 ) -> SubjectData:
-    """Generate subject ``index`` of cohort ``spec`` (``healthy``: no pathology, pool subject)."""
+    """Generate subject ``index`` of cohort ``spec`` (``healthy``: no pathology, pool subject;
+    ``tissue``: also its tissue label map, which draws nothing from the generator, so the
+    images are the same either way)."""
     rng = subject_rng(seed, spec.code if code is None else code, index)
     factors = sample_factors(rng, spec, knobs, healthy=healthy)
     labels = anat.brain.astype(np.uint8)
@@ -128,4 +134,5 @@ def synthesize_subject(
         segmentation = (subject_labels == LESION).astype(np.uint8)
         truth.update(stroke_record(stroke))
         truth["lesion_ml"] = round(float(segmentation.sum()) * voxel_ml, 2)
-    return SubjectData(images, segmentation, anat.affine.copy(), truth)
+    tissue_map = warp(tissue_classes(maps), coords, order=0) if tissue else None
+    return SubjectData(images, segmentation, anat.affine.copy(), truth, tissue_map)

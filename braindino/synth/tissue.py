@@ -17,6 +17,9 @@ from braindino.synth.shapes import sigmoid
 
 TissueMaps = dict[str, np.ndarray]
 
+#: tissue class index -> name, as ``tissue_classes`` numbers them
+TISSUE_CLASSES = ("background", "CSF", "GM", "WM")
+
 
 def _to_csf(maps: TissueMaps, source: str, amount: np.ndarray) -> None:
     amount = np.minimum(amount, maps[source])
@@ -79,3 +82,13 @@ def tissue_volumes_ml(maps: TissueMaps, spacing: float, scale: float = 1.0) -> d
     """Volume (ml) of each map, times the head-size scale cubed (subject space)."""
     voxel_ml = (spacing * scale) ** 3 / 1000.0
     return {f"{name}_ml": round(float(m.sum()) * voxel_ml, 2) for name, m in maps.items()}
+
+
+def tissue_classes(maps: TissueMaps) -> np.ndarray:
+    """The dominant tissue of each voxel as uint8 ``TISSUE_CLASSES`` indices: 1 CSF, 2 GM,
+    3 WM (white-matter hyperintensities count as WM), 0 where everything else (outside the
+    brain, skull and scalp, lesions) holds the larger share."""
+    csf, gm = maps["csf"], maps["gm"]
+    wm = maps["wm"] + maps.get("wmh", 0.0)
+    other = np.clip(1.0 - csf - gm - wm, 0.0, None)
+    return np.argmax(np.stack([other, csf, gm, wm]), axis=0).astype(np.uint8)

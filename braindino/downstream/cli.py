@@ -11,6 +11,7 @@ from typing import Any
 
 from braindino.cli import prog_name
 from braindino.downstream.options import (
+    ADAPTERS,
     FEATURES,
     SEGMENTATION_HEADS,
     ProtocolOptions,
@@ -35,6 +36,7 @@ SEGMENT_NUMBERS = (
     "foreground_fraction",
     "patience",
 )
+LORA_NUMBERS = ("lora_rank", "lora_alpha", "lora_dropout", "adapter_lr")
 SEGMENTATION_TASKS = (
     "brats2021, brats2023_gli, brats2023_men, brats2023_met, brats2024_goat, atlas_lesion"
 )
@@ -130,6 +132,34 @@ def add_volume_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="head learning rate (default 1e-3)")
     parser.add_argument("--batch-size", type=int, help=f"head batch (default {batch})")
     parser.add_argument("--cache", help="feature cache (default ~/.cache/braindino/features)")
+    add_adapter_arguments(parser)
+
+
+def add_adapter_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--adapter lora`` and its settings (classify, regress, survival)."""
+    lora = {name: default_of(RunOptions, name) for name in LORA_NUMBERS}
+    targets = ",".join(default_of(RunOptions, "lora_targets"))
+    parser.add_argument(
+        "--adapter",
+        help=f"{' | '.join(ADAPTERS)}: lora trains LoRA adapters on the encoder's blocks with "
+        "the head (peft; no feature cache, every step encodes its slices; "
+        f"default {default_of(RunOptions, 'adapter')})",
+    )
+    parser.add_argument("--lora-rank", type=int, help=f"LoRA rank ({lora['lora_rank']})")
+    parser.add_argument("--lora-alpha", type=float, help=f"LoRA alpha ({lora['lora_alpha']:g})")
+    parser.add_argument(
+        "--lora-dropout",
+        type=float,
+        help=f"dropout on the adapters' input ({lora['lora_dropout']:g})",
+    )
+    parser.add_argument(
+        "--lora-targets",
+        action="append",
+        help=f"linear layers of every block to adapt, comma list ({targets}; also fc1, fc2)",
+    )
+    parser.add_argument(
+        "--adapter-lr", type=float, help=f"adapter learning rate ({lora['adapter_lr']:g})"
+    )
 
 
 def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
@@ -168,6 +198,7 @@ def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not write prediction NIfTIs (no overlays either)",
     )
     parser.add_argument("--cache", help="prepared-slice store (default ~/.cache/braindino/segment)")
+    parser.add_argument("--adapter", help="none only: LoRA adapters are not available for segment")
 
 
 DESCRIPTIONS = {
@@ -223,7 +254,15 @@ def parse_options(script: str, argv: Sequence[str] | None = None) -> RunOptions 
     )
     if script != "segment":
         chosen = dict(shared, script=script, head=args.head, feature=args.feature)
+        chosen.update({name: getattr(args, name) for name in ("adapter", *LORA_NUMBERS)})
+        chosen["lora_targets"] = list_values(args.lora_targets, str, "--lora-targets") or None
         return RunOptions(**given(chosen))
+    if args.adapter not in (None, "none"):
+        raise ConfigError(
+            f"--adapter {args.adapter} is not available for segmentation",
+            path="--adapter",
+            fix="leave --adapter out (or use --unfreeze-encoder to fine-tune the whole encoder)",
+        )
     chosen = dict(
         shared,
         heads=list_values(args.head, str, "--head") or None,

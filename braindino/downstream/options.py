@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from braindino.errors import ConfigError
+from braindino.models.lora import LORA_TARGETS, check_lora_settings
 
 # downstream script -> the task target types it runs
 SCRIPTS = {
@@ -18,6 +19,7 @@ SCRIPTS = {
     "segment": ("segmentation",),
 }
 SEGMENTATION_HEADS = ("decoder", "linear")
+ADAPTERS = ("none", "lora")
 FEATURES = ("cls", "patch_mean", "registers_mean", "cls+patch_mean")
 DEMO_ENCODER = Path("demo_out") / "encoder"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +69,12 @@ class ProtocolOptions:
 @dataclass
 class RunOptions(ProtocolOptions):
     """One classify / regress / survival / knn run: the shared options (``ProtocolOptions``)
-    plus the script and the head's training settings."""
+    plus the script and the head's training settings.
+
+    ``adapter``: ``none`` (the frozen encoder, cached features) or ``lora`` (LoRA adapters of
+    ``lora_rank`` / ``lora_alpha`` / ``lora_dropout`` on the ``lora_targets`` linear layers of
+    every encoder block, trained with the head at ``adapter_lr``; no feature cache).
+    """
 
     script: str = "classify"
     head: str | None = None
@@ -76,6 +83,12 @@ class RunOptions(ProtocolOptions):
     lr: float | None = None
     batch_size: int = 16
     patience: int | None = 10
+    adapter: str = "none"
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
+    adapter_lr: float = 1e-4
 
     def __post_init__(self) -> None:
         volume_scripts = [s for s in SCRIPTS if s != "segment"]
@@ -92,6 +105,22 @@ class RunOptions(ProtocolOptions):
                 fix=f"use one of {', '.join(FEATURES)}",
             )
         self.check_numbers()
+        if self.adapter not in ADAPTERS:
+            raise ConfigError(
+                f"unknown adapter {self.adapter!r}",
+                path="--adapter",
+                fix=f"use one of {', '.join(ADAPTERS)}",
+            )
+        if self.adapter == "lora":
+            check_lora_settings(
+                self.lora_rank, self.lora_alpha, self.lora_dropout, self.lora_targets
+            )
+            if not 0 < float(self.adapter_lr) < float("inf"):
+                raise ConfigError(
+                    f"must be a positive learning rate, got {self.adapter_lr!r}",
+                    path="--adapter-lr",
+                    fix="e.g. 1e-4",
+                )
 
 
 @dataclass

@@ -113,11 +113,14 @@ class AdaptedEncoderHead(nn.Module):
     images, joins the M features along the feature axis (as ``manifest_features`` does) and
     runs the head; ``loss`` is the head's. The encoder always runs as in the cached path (eval
     mode: no drop path, no RoPE jitter); while training only the adapters' dropout is active.
+    The encoder's blocks are gradient-checkpointed (activations of a batch's slices recomputed
+    in the backward pass: about one more forward pass for far less memory).
     """
 
-    def __init__(self, encoder: nn.Module, head: nn.Module, feature: str, chunk: int = 64):
+    def __init__(self, encoder: nn.Module, head: nn.Module, feature: str):
         super().__init__()
-        self.encoder, self.head, self.feature, self.chunk = encoder, head, feature, chunk
+        self.encoder, self.head, self.feature = encoder, head, feature
+        encoder.set_grad_checkpointing(True)
 
     def train(self, mode: bool = True) -> AdaptedEncoderHead:
         """Train/eval mode for the head and the adapters' dropout; the encoder stays in eval."""

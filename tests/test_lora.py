@@ -182,3 +182,30 @@ def test_bad_adapter_options_fail_in_one_line(encoder):
     with pytest.raises(BrainDinoError, match="k-NN trains nothing"):
         runner.run_downstream(RunOptions(task="knn", script="knn", adapter="lora"))
     assert parse_options("classify", ["--lora-targets", "qkv,fc1"]).lora_targets == ["qkv", "fc1"]
+
+
+@pytest.mark.parametrize("script", ["regress", "survival"])
+def test_regress_and_survival_train_with_adapters(adni, tmp_path, script):
+    import pandas as pd
+
+    images = sorted(adni.rglob("*.nii.gz"))
+    frame = pd.DataFrame({"subject": [f"s{i:02d}" for i in range(len(images))], "image": images})
+    rng = np.random.default_rng(0)
+    if script == "regress":
+        frame["target"], task = np.linspace(40, 85, len(images)), "brain_age"
+    else:
+        frame["time"] = rng.integers(100, 1500, len(images)).astype(float)
+        frame["event"], task = np.array([1, 0, 1] * 5)[: len(images)], "upenn_cox"
+    frame.to_csv(tmp_path / "manifest.csv", index=False)
+    out = tmp_path / "run"
+    argv = ["--task", task, "--encoder", ENCODER, "--data-root", str(tmp_path / "manifest.csv"),
+            "--out", str(out), "--set", "slices=4", "--preprocess", "spacing=4.0",
+            "--preprocess", "slices.size=32", "--epochs", "2", "--bootstrap", "20",
+            "--label-fraction", "1", "--adapter", "lora", "--lora-targets", "qkv",
+            "--quiet"]  # fmt: skip
+    assert main(script, argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    (result,) = metrics["results"]
+    assert result["parameters"]["adapter"] == 8 * (96 + 288) * 4  # default rank 8, qkv only
+    primary = result["metrics"][metrics["primary_metric"]]["value"]
+    assert primary is not None and np.isfinite(primary)

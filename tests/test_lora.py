@@ -58,6 +58,29 @@ def test_adapted_encoder_starts_exactly_as_the_frozen_one(encoder):
     assert np.abs(moved.numpy() - frozen["cls"]).max() > 1e-6
 
 
+def test_head_sees_each_images_frozen_features_side_by_side_with_padding(encoder):
+    rng = np.random.default_rng(2)
+    stacks = [rng.standard_normal((2, n, 32, 32)).astype(np.float32) for n in (3, 2)]  # M = 2
+    samples = SampleSlices(stacks, [np.arange(3), np.arange(2)], encoder, "cls", 2 * 96)
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, features, padding_mask):
+            seen.append((features, padding_mask))
+            return {}
+
+    model = AdaptedEncoderHead(add_lora(encoder, rank=2), Spy(), "cls").eval()
+    with torch.no_grad():
+        model(*VolumeSlices(samples, np.arange(2), torch.zeros(2)).inputs(torch.arange(2), "cpu"))
+    ((features, mask),) = seen
+    assert mask.tolist() == [[False, False, False], [False, False, True]]
+    for v, stack in enumerate(stacks):
+        n = stack.shape[1]
+        expected = np.concatenate([encode_slices(encoder, image)["cls"] for image in stack], 1)
+        assert np.array_equal(features[v, :n].numpy(), expected)
+    assert not features[1, 2].any()  # the padding slice
+
+
 def test_trainable_parameters_are_rank_times_in_plus_out_per_adapted_layer(encoder):
     cases = {
         (4, ("qkv", "proj")): 4 * ((4 * (96 + 288)) + 4 * (96 + 96)),  # 4 blocks x 2 layers

@@ -4,8 +4,8 @@ One sample is one volume (or one visit's images): its slices are encoded once in
 cache; a head (attention, mean-pool MLP, regression, Cox) is trained on those features and
 selected on validation, or the k-NN classifier scores the mean slice features. With ``--adapter
 lora`` the encoder trains with the head instead, on slices encoded on the fly
-(``downstream.adapted``). Per-subject test
-predictions and (attention heads) per-slice weights go into the run folder.
+(``downstream.adapted``). Per-subject test predictions and (attention heads) per-slice weights
+go into the run folder.
 """
 
 from __future__ import annotations

@@ -200,8 +200,8 @@ def test_bad_adapter_options_fail_in_one_line(encoder):
     with pytest.raises(BrainDinoError, match=r"unknown LoRA target module.*qkvv") as error:
         add_lora(encoder, targets=["qkvv"])
     assert error.value.path == "--lora-targets" and "fc1, fc2, proj, qkv" in str(error.value)
-    with pytest.raises(BrainDinoError, match="not available for segmentation"):
-        parse_options("segment", ["--adapter", "lora"])
+    with pytest.raises(BrainDinoError, match="both train the encoder"):
+        parse_options("segment", ["--adapter", "lora", "--unfreeze-encoder"])
     with pytest.raises(BrainDinoError, match="k-NN trains nothing"):
         runner.run_downstream(RunOptions(task="knn", script="knn", adapter="lora"))
     assert parse_options("classify", ["--lora-targets", "qkv,fc1"]).lora_targets == ["qkv", "fc1"]
@@ -232,3 +232,38 @@ def test_regress_and_survival_train_with_adapters(adni, tmp_path, script):
     assert result["parameters"]["adapter"] == 8 * (96 + 288) * 4  # default rank 8, qkv only
     primary = result["metrics"][metrics["primary_metric"]]["value"]
     assert primary is not None and np.isfinite(primary)
+
+
+def test_segment_with_lora_trains_adapters_and_the_decoder_only(tmp_path, monkeypatch):
+    import braindino.downstream.segmentation.kind as segment_kind
+    from braindino.synth.generate import generate_cohort
+
+    generate_cohort(
+        tmp_path, subjects={"brats2021": 14}, seed=0, pool_subjects=0, baseline=False,
+        progress=False,
+    )  # fmt: skip
+    made, add = [], segment_kind.add_lora
+    monkeypatch.setattr(segment_kind, "add_lora", lambda *a: made.append(add(*a)) or made[-1])
+    out = tmp_path / "run"
+    argv = ["--task", "brats2021", "--data-root", str(tmp_path / "BraTS2021"), "--out", str(out),
+            "--cache", str(tmp_path / "slices"), "--encoder", ENCODER, "--preprocess",
+            "spacing=4.0", "--preprocess", "slices.size=32", "--epochs", "2",
+            "--steps-per-epoch", "2", "--batch-size", "4", "--width", "16", "--head", "decoder",
+            "--label-fraction", "1", "--bootstrap", "20", "--no-predictions", "--quiet",
+            "--adapter", "lora", "--lora-rank", "2", "--adapter-lr", "1e-2"]  # fmt: skip
+    assert main("segment", argv) == 0
+    (adapted,) = made
+    weights = lora_weights(adapted)
+    assert any(float(w.abs().max()) > 0 for k, w in weights.items() if "lora_B" in k)  # trained
+    fresh = load_encoder(ENCODER).state_dict()
+    for name, weight in adapted.state_dict().items():
+        if "lora_" not in name:
+            assert torch.equal(weight, fresh[name.replace(".base_layer", "")]), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    counts = metrics["adapter"]["parameters"]["encoder"]
+    assert (counts["adapter"], counts["encoder"]) == (
+        2 * (96 + 288 + 96 + 96) * 4,
+        MICRO_PARAMETERS,
+    )
+    assert counts["trainable"] == metrics["results"][0]["trainable_parameters"]
+    assert "LoRA adapters (peft), rank 2" in (out / "report.md").read_text()

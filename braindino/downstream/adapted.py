@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from braindino.errors import DataError
 from braindino.features import encoder_slices, forward_slice_features
-from braindino.models import adapter_counts, adapter_parameters, add_lora
+from braindino.models import adapter_counts, adapter_parameters, add_lora, set_adapter_dropout
 from braindino.tasks import image_columns
 
 NO_CACHE = "not used: the encoder trains (LoRA adapters), slice features are computed on the fly"
@@ -126,9 +126,7 @@ class AdaptedEncoderHead(nn.Module):
         """Train/eval mode for the head and the adapters' dropout; the encoder stays in eval."""
         super().train(mode)
         self.encoder.eval()
-        for name, module in self.encoder.named_modules():
-            if name.endswith("lora_dropout"):
-                module.train(mode)
+        set_adapter_dropout(self.encoder, mode)
         return self
 
     def forward(self, images: Tensor, padding_mask: Tensor | None = None) -> dict[str, Tensor]:

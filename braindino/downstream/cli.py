@@ -107,6 +107,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, task: str, task_help: str
         "--preprocess", action="append", default=[], help="preprocessing override key=value"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_adapter_arguments(parser)
 
 
 def default_of(options: type, name: str) -> Any:
@@ -132,18 +133,18 @@ def add_volume_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="head learning rate (default 1e-3)")
     parser.add_argument("--batch-size", type=int, help=f"head batch (default {batch})")
     parser.add_argument("--cache", help="feature cache (default ~/.cache/braindino/features)")
-    add_adapter_arguments(parser)
 
 
 def add_adapter_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--adapter lora`` and its settings (classify, regress, survival)."""
-    lora = {name: default_of(RunOptions, name) for name in LORA_NUMBERS}
-    targets = ",".join(default_of(RunOptions, "lora_targets"))
+    """``--adapter lora`` and its settings (classify, regress, survival, segment; knn refuses
+    it: it trains nothing)."""
+    lora = {name: default_of(ProtocolOptions, name) for name in LORA_NUMBERS}
+    targets = ",".join(default_of(ProtocolOptions, "lora_targets"))
     parser.add_argument(
         "--adapter",
         help=f"{' | '.join(ADAPTERS)}: lora trains LoRA adapters on the encoder's blocks with "
-        "the head (peft; no feature cache, every step encodes its slices; "
-        f"default {default_of(RunOptions, 'adapter')})",
+        "the head (peft; volume heads then use no feature cache: every step encodes its "
+        f"slices; default {default_of(ProtocolOptions, 'adapter')})",
     )
     parser.add_argument("--lora-rank", type=int, help=f"LoRA rank ({lora['lora_rank']})")
     parser.add_argument("--lora-alpha", type=float, help=f"LoRA alpha ({lora['lora_alpha']:g})")
@@ -198,7 +199,6 @@ def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not write prediction NIfTIs (no overlays either)",
     )
     parser.add_argument("--cache", help="prepared-slice store (default ~/.cache/braindino/segment)")
-    parser.add_argument("--adapter", help="none only: LoRA adapters are not available for segment")
 
 
 DESCRIPTIONS = {
@@ -248,21 +248,15 @@ def parse_options(script: str, argv: Sequence[str] | None = None) -> RunOptions 
         preprocess=key_values(args.preprocess, "--preprocess"),
         cache=args.cache,
         progress=not args.quiet,
+        lora_targets=list_values(args.lora_targets, str, "--lora-targets") or None,
+        **{name: getattr(args, name) for name in ("adapter", *LORA_NUMBERS)},
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
     )
     if script != "segment":
         chosen = dict(shared, script=script, head=args.head, feature=args.feature)
-        chosen.update({name: getattr(args, name) for name in ("adapter", *LORA_NUMBERS)})
-        chosen["lora_targets"] = list_values(args.lora_targets, str, "--lora-targets") or None
         return RunOptions(**given(chosen))
-    if args.adapter not in (None, "none"):
-        raise ConfigError(
-            f"--adapter {args.adapter} is not available for segmentation",
-            path="--adapter",
-            fix="leave --adapter out (or use --unfreeze-encoder to fine-tune the whole encoder)",
-        )
     chosen = dict(
         shared,
         heads=list_values(args.head, str, "--head") or None,

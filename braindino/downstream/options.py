@@ -33,7 +33,10 @@ class ProtocolOptions:
     ``encoder``: export folder, ``random:<arch>`` or timm name (default: ``make demo``'s export).
     ``compare``: baseline encoders run on the same splits (``"random"`` = the main encoder's
     random-init twin). ``overrides``: task config ``key=value`` strings. ``preprocess``:
-    preprocessing overrides for every encoder.
+    preprocessing overrides for every encoder. ``adapter``: ``none`` (the frozen encoder) or
+    ``lora`` (LoRA adapters of ``lora_rank`` / ``lora_alpha`` / ``lora_dropout`` on the
+    ``lora_targets`` linear layers of every encoder block, trained with the head at
+    ``adapter_lr``; volume heads then use no feature cache).
     """
 
     task: str
@@ -49,40 +52,6 @@ class ProtocolOptions:
     cohort: str | None = None
     cache: str | None = None
     progress: bool = True
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON/YAML-ready dict of the options."""
-        return asdict(self)
-
-    def check_numbers(self, **positive: Any) -> None:
-        """One-line errors for the seeds, label fractions, ``--epochs``, ``--batch-size``,
-        ``--bootstrap`` and the ``positive`` flags (``name=value``, integers >= 1)."""
-        flags = {
-            "--epochs": getattr(self, "epochs", 1),
-            "--batch-size": getattr(self, "batch_size", 1),
-        }
-        flags["--bootstrap"] = self.bootstrap
-        flags.update({f"--{name}": value for name, value in positive.items()})
-        check_run_numbers(self.seeds, self.label_fractions, flags)
-
-
-@dataclass
-class RunOptions(ProtocolOptions):
-    """One classify / regress / survival / knn run: the shared options (``ProtocolOptions``)
-    plus the script and the head's training settings.
-
-    ``adapter``: ``none`` (the frozen encoder, cached features) or ``lora`` (LoRA adapters of
-    ``lora_rank`` / ``lora_alpha`` / ``lora_dropout`` on the ``lora_targets`` linear layers of
-    every encoder block, trained with the head at ``adapter_lr``; no feature cache).
-    """
-
-    script: str = "classify"
-    head: str | None = None
-    feature: str = "cls"
-    epochs: int = 50
-    lr: float | None = None
-    batch_size: int = 16
-    patience: int | None = 10
     adapter: str = "none"
     lora_rank: int = 8
     lora_alpha: float = 16.0
@@ -90,21 +59,12 @@ class RunOptions(ProtocolOptions):
     lora_targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
     adapter_lr: float = 1e-4
 
-    def __post_init__(self) -> None:
-        volume_scripts = [s for s in SCRIPTS if s != "segment"]
-        if self.script not in volume_scripts:
-            raise ConfigError(
-                f"unknown script {self.script!r}",
-                path="script",
-                fix=f"use one of {', '.join(volume_scripts)}",
-            )
-        if self.feature not in FEATURES:
-            raise ConfigError(
-                f"unknown feature {self.feature!r}",
-                path="--feature",
-                fix=f"use one of {', '.join(FEATURES)}",
-            )
-        self.check_numbers()
+    def as_dict(self) -> dict[str, Any]:
+        """JSON/YAML-ready dict of the options."""
+        return asdict(self)
+
+    def check_adapter(self) -> None:
+        """One-line errors for an unknown ``--adapter`` and bad LoRA settings."""
         if self.adapter not in ADAPTERS:
             raise ConfigError(
                 f"unknown adapter {self.adapter!r}",
@@ -122,6 +82,48 @@ class RunOptions(ProtocolOptions):
                     fix="e.g. 1e-4",
                 )
 
+    def check_numbers(self, **positive: Any) -> None:
+        """One-line errors for the seeds, label fractions, ``--epochs``, ``--batch-size``,
+        ``--bootstrap`` and the ``positive`` flags (``name=value``, integers >= 1)."""
+        flags = {
+            "--epochs": getattr(self, "epochs", 1),
+            "--batch-size": getattr(self, "batch_size", 1),
+        }
+        flags["--bootstrap"] = self.bootstrap
+        flags.update({f"--{name}": value for name, value in positive.items()})
+        check_run_numbers(self.seeds, self.label_fractions, flags)
+
+
+@dataclass
+class RunOptions(ProtocolOptions):
+    """One classify / regress / survival / knn run: the shared options (``ProtocolOptions``)
+    plus the script and the head's training settings."""
+
+    script: str = "classify"
+    head: str | None = None
+    feature: str = "cls"
+    epochs: int = 50
+    lr: float | None = None
+    batch_size: int = 16
+    patience: int | None = 10
+
+    def __post_init__(self) -> None:
+        volume_scripts = [s for s in SCRIPTS if s != "segment"]
+        if self.script not in volume_scripts:
+            raise ConfigError(
+                f"unknown script {self.script!r}",
+                path="script",
+                fix=f"use one of {', '.join(volume_scripts)}",
+            )
+        if self.feature not in FEATURES:
+            raise ConfigError(
+                f"unknown feature {self.feature!r}",
+                path="--feature",
+                fix=f"use one of {', '.join(FEATURES)}",
+            )
+        self.check_numbers()
+        self.check_adapter()
+
 
 @dataclass
 class SegmentOptions(ProtocolOptions):
@@ -130,7 +132,8 @@ class SegmentOptions(ProtocolOptions):
     ``heads``: ``decoder`` (multi-block features, x16 transposed-conv decoder) and/or ``linear``
     (the linear-probe baseline); both by default, on the same splits. ``compare``: baseline
     encoders (``random`` = random init of the main encoder's architecture).
-    ``unfreeze_encoder``: also train the encoder at ``encoder_lr`` (off by default; reported).
+    ``unfreeze_encoder``: also train the encoder at ``encoder_lr`` (off by default; reported);
+    ``adapter="lora"`` instead trains LoRA adapters on it at ``adapter_lr`` (not both).
     """
 
     heads: list[str] = field(default_factory=lambda: list(SEGMENTATION_HEADS))
@@ -154,6 +157,13 @@ class SegmentOptions(ProtocolOptions):
                 f"unknown head(s) {bad or '(none)'}", path="--head", fix="use decoder and/or linear"
             )
         self.check_numbers(width=self.width)
+        self.check_adapter()
+        if self.adapter != "none" and self.unfreeze_encoder:
+            raise ConfigError(
+                f"--adapter {self.adapter} and --unfreeze-encoder both train the encoder",
+                path="--adapter",
+                fix="choose one: LoRA adapters, or the whole encoder",
+            )
         if not 0 <= self.foreground_fraction <= 1:
             raise ConfigError(
                 f"must be in [0, 1], got {self.foreground_fraction}",

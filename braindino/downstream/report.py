@@ -15,6 +15,8 @@ from braindino.downstream.adapted import NO_CACHE
 from braindino.downstream.options import RunOptions
 from braindino.downstream.paired import paired_comparisons, paired_lines
 from braindino.downstream.run_folder import (
+    adapter_lines,
+    adapter_summary,
     encoders_line,
     format_ci,
     run_summary,
@@ -207,42 +209,6 @@ def head_line(task: DictConfig, options: RunOptions) -> str:
     )
 
 
-def adapter_summary(options: RunOptions, results: list[dict]) -> dict[str, Any]:
-    """``metrics.json``'s ``adapter``: ``none``, or the LoRA settings and, per encoder, the
-    trainable parameter counts (adapter, head, their sum, the encoder's own, adapter %)."""
-    if options.adapter == "none":
-        return {"kind": "none"}
-    counts = {r["encoder"]: r["parameters"] for r in results if "parameters" in r}
-    return {
-        "kind": options.adapter,
-        "rank": options.lora_rank,
-        "alpha": options.lora_alpha,
-        "dropout": options.lora_dropout,
-        "targets": list(options.lora_targets),
-        "lr": options.adapter_lr,
-        "parameters": counts,
-    }
-
-
-def adapter_lines(adapter: dict[str, Any]) -> list[str]:
-    """The report's lines on the encoder's adapters (none: the frozen encoder)."""
-    if adapter["kind"] == "none":
-        return ["- encoder: frozen (features from the feature cache)"]
-    lines = [
-        f"- encoder: LoRA adapters (peft), rank {adapter['rank']}, alpha {adapter['alpha']:g}, "
-        f"dropout {adapter['dropout']:g}, on {', '.join(adapter['targets'])} of every block, "
-        f"lr {adapter['lr']:g}, trained with the head and selected with it on val",
-        f"- feature cache: {NO_CACHE}",
-    ]
-    for name, c in adapter["parameters"].items():
-        lines.append(
-            f"- trainable parameters ({name}): adapters {c['adapter']:,} "
-            f"({c['adapter_percent']:.2f} % of the encoder's {c['encoder']:,}), head "
-            f"{c['head']:,}, total {c['trainable']:,}"
-        )
-    return lines
-
-
 def write_report(
     out: Path,
     task: DictConfig,
@@ -304,6 +270,7 @@ def write_report(
         encoders_line(results),
         head_line(task, options),
         *adapter_lines(metrics["adapter"]),
+        *([f"- feature cache: {NO_CACHE}"] if options.adapter != "none" else []),
         *data_lines(data),
         *[f"- skipped {name}: {why}" for name, why in (skipped or {}).items()],
         "- metrics on the test split with 95 % bootstrap intervals "

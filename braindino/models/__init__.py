@@ -10,7 +10,13 @@ from braindino.models.encoder_io import (
     save_encoder,
 )
 from braindino.models.factory import create_backbone
-from braindino.models.lora import LORA_TARGETS, adapter_counts, adapter_parameters, add_lora
+from braindino.models.lora import (
+    LORA_TARGETS,
+    adapter_counts,
+    adapter_parameters,
+    add_lora,
+    set_adapter_dropout,
+)
 from braindino.models.projection import DINOHead, PrototypeLayer
 
 __all__ = [
@@ -29,4 +35,5 @@ __all__ = [
     "read_encoder_config",
     "resolve_arch",
     "save_encoder",
+    "set_adapter_dropout",
 ]

@@ -98,6 +98,14 @@ def add_lora(
     return adapted
 
 
+def set_adapter_dropout(encoder: nn.Module, mode: bool) -> None:
+    """Train (``mode=True``) or eval mode for the LoRA dropout of an ``add_lora`` encoder
+    alone, for a model that keeps the encoder itself in eval mode while its adapters train."""
+    for name, module in encoder.named_modules():
+        if name.endswith("lora_dropout"):
+            module.train(mode)
+
+
 def adapter_parameters(adapted: nn.Module) -> list[nn.Parameter]:
     """The LoRA parameters (A and B of every adapted layer) of an ``add_lora`` encoder."""
     return [p for name, p in adapted.named_parameters() if ADAPTER_MARK in name]

@@ -11,6 +11,7 @@ from typing import Any
 
 from braindino.cli import prog_name
 from braindino.downstream.options import (
+    ADAPTERS,
     FEATURES,
     SEGMENTATION_HEADS,
     ProtocolOptions,
@@ -35,6 +36,7 @@ SEGMENT_NUMBERS = (
     "foreground_fraction",
     "patience",
 )
+LORA_NUMBERS = ("lora_rank", "lora_alpha", "lora_dropout", "adapter_lr")
 SEGMENTATION_TASKS = (
     "brats2021, brats2023_gli, brats2023_men, brats2023_met, brats2024_goat, atlas_lesion"
 )
@@ -105,6 +107,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, task: str, task_help: str
         "--preprocess", action="append", default=[], help="preprocessing override key=value"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_adapter_arguments(parser)
 
 
 def default_of(options: type, name: str) -> Any:
@@ -130,6 +133,34 @@ def add_volume_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="head learning rate (default 1e-3)")
     parser.add_argument("--batch-size", type=int, help=f"head batch (default {batch})")
     parser.add_argument("--cache", help="feature cache (default ~/.cache/braindino/features)")
+
+
+def add_adapter_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--adapter lora`` and its settings (classify, regress, survival, segment; knn refuses
+    it: it trains nothing)."""
+    lora = {name: default_of(ProtocolOptions, name) for name in LORA_NUMBERS}
+    targets = ",".join(default_of(ProtocolOptions, "lora_targets"))
+    parser.add_argument(
+        "--adapter",
+        help=f"{' | '.join(ADAPTERS)}: lora trains LoRA adapters on the encoder's blocks with "
+        "the head (peft; volume heads then use no feature cache: every step encodes its "
+        f"slices; default {default_of(ProtocolOptions, 'adapter')})",
+    )
+    parser.add_argument("--lora-rank", type=int, help=f"LoRA rank ({lora['lora_rank']})")
+    parser.add_argument("--lora-alpha", type=float, help=f"LoRA alpha ({lora['lora_alpha']:g})")
+    parser.add_argument(
+        "--lora-dropout",
+        type=float,
+        help=f"dropout on the adapters' input ({lora['lora_dropout']:g})",
+    )
+    parser.add_argument(
+        "--lora-targets",
+        action="append",
+        help=f"linear layers of every block to adapt, comma list ({targets}; also fc1, fc2)",
+    )
+    parser.add_argument(
+        "--adapter-lr", type=float, help=f"adapter learning rate ({lora['adapter_lr']:g})"
+    )
 
 
 def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
@@ -217,6 +248,8 @@ def parse_options(script: str, argv: Sequence[str] | None = None) -> RunOptions 
         preprocess=key_values(args.preprocess, "--preprocess"),
         cache=args.cache,
         progress=not args.quiet,
+        lora_targets=list_values(args.lora_targets, str, "--lora-targets") or None,
+        **{name: getattr(args, name) for name in ("adapter", *LORA_NUMBERS)},
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,

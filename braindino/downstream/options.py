@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from braindino.errors import ConfigError
+from braindino.models.lora import LORA_TARGETS, check_lora_settings
 
 # downstream script -> the task target types it runs
 SCRIPTS = {
@@ -18,6 +19,7 @@ SCRIPTS = {
     "segment": ("segmentation",),
 }
 SEGMENTATION_HEADS = ("decoder", "linear")
+ADAPTERS = ("none", "lora")
 FEATURES = ("cls", "patch_mean", "registers_mean", "cls+patch_mean")
 DEMO_ENCODER = Path("demo_out") / "encoder"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +33,10 @@ class ProtocolOptions:
     ``encoder``: export folder, ``random:<arch>`` or timm name (default: ``make demo``'s export).
     ``compare``: baseline encoders run on the same splits (``"random"`` = the main encoder's
     random-init twin). ``overrides``: task config ``key=value`` strings. ``preprocess``:
-    preprocessing overrides for every encoder.
+    preprocessing overrides for every encoder. ``adapter``: ``none`` (the frozen encoder) or
+    ``lora`` (LoRA adapters of ``lora_rank`` / ``lora_alpha`` / ``lora_dropout`` on the
+    ``lora_targets`` linear layers of every encoder block, trained with the head at
+    ``adapter_lr``; volume heads then use no feature cache).
     """
 
     task: str
@@ -47,10 +52,35 @@ class ProtocolOptions:
     cohort: str | None = None
     cache: str | None = None
     progress: bool = True
+    adapter: str = "none"
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
+    adapter_lr: float = 1e-4
 
     def as_dict(self) -> dict[str, Any]:
         """JSON/YAML-ready dict of the options."""
         return asdict(self)
+
+    def check_adapter(self) -> None:
+        """One-line errors for an unknown ``--adapter`` and bad LoRA settings."""
+        if self.adapter not in ADAPTERS:
+            raise ConfigError(
+                f"unknown adapter {self.adapter!r}",
+                path="--adapter",
+                fix=f"use one of {', '.join(ADAPTERS)}",
+            )
+        if self.adapter == "lora":
+            check_lora_settings(
+                self.lora_rank, self.lora_alpha, self.lora_dropout, self.lora_targets
+            )
+            if not 0 < float(self.adapter_lr) < float("inf"):
+                raise ConfigError(
+                    f"must be a positive learning rate, got {self.adapter_lr!r}",
+                    path="--adapter-lr",
+                    fix="e.g. 1e-4",
+                )
 
     def check_numbers(self, **positive: Any) -> None:
         """One-line errors for the seeds, label fractions, ``--epochs``, ``--batch-size``,
@@ -92,6 +122,7 @@ class RunOptions(ProtocolOptions):
                 fix=f"use one of {', '.join(FEATURES)}",
             )
         self.check_numbers()
+        self.check_adapter()
 
 
 @dataclass
@@ -101,7 +132,8 @@ class SegmentOptions(ProtocolOptions):
     ``heads``: ``decoder`` (multi-block features, x16 transposed-conv decoder) and/or ``linear``
     (the linear-probe baseline); both by default, on the same splits. ``compare``: baseline
     encoders (``random`` = random init of the main encoder's architecture).
-    ``unfreeze_encoder``: also train the encoder at ``encoder_lr`` (off by default; reported).
+    ``unfreeze_encoder``: also train the encoder at ``encoder_lr`` (off by default; reported);
+    ``adapter="lora"`` instead trains LoRA adapters on it at ``adapter_lr`` (not both).
     """
 
     heads: list[str] = field(default_factory=lambda: list(SEGMENTATION_HEADS))
@@ -125,6 +157,13 @@ class SegmentOptions(ProtocolOptions):
                 f"unknown head(s) {bad or '(none)'}", path="--head", fix="use decoder and/or linear"
             )
         self.check_numbers(width=self.width)
+        self.check_adapter()
+        if self.adapter != "none" and self.unfreeze_encoder:
+            raise ConfigError(
+                f"--adapter {self.adapter} and --unfreeze-encoder both train the encoder",
+                path="--adapter",
+                fix="choose one: LoRA adapters, or the whole encoder",
+            )
         if not 0 <= self.foreground_fraction <= 1:
             raise ConfigError(
                 f"must be in [0, 1], got {self.foreground_fraction}",

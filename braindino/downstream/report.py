@@ -11,9 +11,12 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from braindino.downstream import plots
+from braindino.downstream.adapted import NO_CACHE
 from braindino.downstream.options import RunOptions
 from braindino.downstream.paired import paired_comparisons, paired_lines
 from braindino.downstream.run_folder import (
+    adapter_lines,
+    adapter_summary,
     encoders_line,
     format_ci,
     run_summary,
@@ -237,6 +240,8 @@ def write_report(
         "head": options.head or str(task.head),
         "feature": options.feature,
         "slices": str(task.slices),
+        "adapter": adapter_summary(options, results),
+        "feature_cache": NO_CACHE if options.adapter != "none" else "used",
         "primary_metric": results[0]["metrics"] and next(iter(results[0]["metrics"])),
         "skipped_encoders": dict(skipped or {}),
         "confidence": "95 % percentile bootstrap over test subjects",
@@ -254,7 +259,9 @@ def write_report(
         },
     }
     lines = [
-        f"# {task.name}: frozen-encoder evaluation",
+        f"# {task.name}: "
+        + ("frozen-encoder" if options.adapter == "none" else "LoRA-adapted encoder")
+        + " evaluation",
         "",
         str(task.description),
         "",
@@ -262,6 +269,8 @@ def write_report(
         "(splits.csv; model selection on val only, test evaluated once per trained head)",
         encoders_line(results),
         head_line(task, options),
+        *adapter_lines(metrics["adapter"]),
+        *([f"- feature cache: {NO_CACHE}"] if options.adapter != "none" else []),
         *data_lines(data),
         *[f"- skipped {name}: {why}" for name, why in (skipped or {}).items()],
         "- metrics on the test split with 95 % bootstrap intervals "

@@ -105,6 +105,48 @@ def encoders_line(results: list[dict]) -> str:
     return "- encoders: " + ", ".join(f"{r['encoder']} (`{r['encoder_spec']}`)" for r in first)
 
 
+def adapter_summary(options: Any, results: list[dict]) -> dict[str, Any]:
+    """``metrics.json``'s ``adapter`` (``options``: a run's ``ProtocolOptions``): ``none``, or
+    the LoRA settings and the trainable parameter counts (adapter, head, their sum, the
+    encoder's own, adapter %) per encoder, or per encoder and head when a run trains several."""
+    if options.adapter == "none":
+        return {"kind": "none"}
+    several = len({r["head"] for r in results}) > 1  # segment: decoder and linear
+    counts = {
+        r["encoder"] + (f" {r['head']}" if several else ""): r["parameters"]
+        for r in results
+        if "parameters" in r
+    }
+    return {
+        "kind": options.adapter,
+        "rank": options.lora_rank,
+        "alpha": options.lora_alpha,
+        "dropout": options.lora_dropout,
+        "targets": list(options.lora_targets),
+        "lr": options.adapter_lr,
+        "parameters": counts,
+    }
+
+
+def adapter_lines(adapter: dict[str, Any]) -> list[str]:
+    """The report's lines on the encoder's LoRA adapters and trainable parameters (none
+    without adapters)."""
+    if adapter["kind"] == "none":
+        return []
+    lines = [
+        f"- encoder: LoRA adapters (peft), rank {adapter['rank']}, alpha {adapter['alpha']:g}, "
+        f"dropout {adapter['dropout']:g}, on {', '.join(adapter['targets'])} of every block, "
+        f"lr {adapter['lr']:g}, trained with the head and selected with it on val",
+    ]
+    for name, c in adapter["parameters"].items():
+        lines.append(
+            f"- trainable parameters ({name}): adapters {c['adapter']:,} "
+            f"({c['adapter_percent']:.2f} % of the encoder's {c['encoder']:,}), head "
+            f"{c['head']:,}, total {c['trainable']:,}"
+        )
+    return lines
+
+
 def write_outputs(out: Path, metrics: dict[str, Any], report: list[str]) -> dict[str, Any]:
     """Write ``metrics.json`` (JSON-safe) and ``report.md``; returns the metrics written."""
     metrics = clean(metrics)

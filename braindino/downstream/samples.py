@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from braindino.errors import DataError
-from braindino.features import FeatureCache
+from braindino.features import FeatureCache, pick_features
 from braindino.heads import HeadData, pad_slices
 from braindino.tasks import SPLITS, image_columns
 
@@ -28,19 +28,6 @@ class SampleFeatures:
     def width(self) -> int:
         """Feature width D."""
         return int(self.features[0].shape[1])
-
-
-def _pick(entry: Mapping[str, np.ndarray], feature: str, path: str) -> np.ndarray:
-    parts = []
-    for name in feature.split("+"):
-        if name not in entry:
-            raise DataError(
-                f"the encoder gives no '{name}' features",
-                path=path,
-                fix="choose --feature cls (or patch_mean)",
-            )
-        parts.append(np.asarray(entry[name], np.float32))
-    return np.concatenate(parts, axis=1)
 
 
 def manifest_features(
@@ -61,7 +48,7 @@ def manifest_features(
     )
     features, positions = [], []
     for _, row in manifest.iterrows():
-        per_image = [_pick(entries[str(row[c])], feature, str(row[c])) for c in columns]
+        per_image = [pick_features(entries[str(row[c])], feature, str(row[c])) for c in columns]
         counts = {a.shape[0] for a in per_image}
         if len(counts) > 1:
             raise DataError(

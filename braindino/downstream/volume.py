@@ -2,8 +2,10 @@
 
 One sample is one volume (or one visit's images): its slices are encoded once into the feature
 cache; a head (attention, mean-pool MLP, regression, Cox) is trained on those features and
-selected on validation, or the k-NN classifier scores the mean slice features. Per-subject test
-predictions and (attention heads) per-slice weights go into the run folder.
+selected on validation, or the k-NN classifier scores the mean slice features. With ``--adapter
+lora`` the encoder trains with the head instead, on slices encoded on the fly
+(``downstream.adapted``). Per-subject test predictions and (attention heads) per-slice weights
+go into the run folder.
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from braindino.downstream.adapted import (
+    NO_CACHE,
+    SampleSlices,
+    VolumeSlices,
+    adapted_model,
+    manifest_slices,
+)
 from braindino.downstream.options import RunOptions
 from braindino.downstream.protocol import load_checked_task, run_protocol, say
 from braindino.downstream.report import write_report
@@ -28,6 +37,7 @@ from braindino.downstream.samples import (
     split_rows,
 )
 from braindino.downstream.target_kinds import TargetKind
+from braindino.errors import ConfigError
 from braindino.features import FeatureCache
 from braindino.heads import build_head, fit_head, predict
 from braindino.metrics import knn_accuracy
@@ -60,11 +70,19 @@ class VolumeKind:
         self.rows = split_rows(manifest, str(task.target))
         self.head_options = OmegaConf.to_container(task.head_options, resolve=True) or {}
 
-    def prepare(self, encoder: MaskableViT, label: str, preprocess: dict) -> SampleFeatures:
-        """Slice features of every manifest row (from the feature cache when there)."""
+    def prepare(
+        self, encoder: MaskableViT, label: str, preprocess: dict
+    ) -> SampleFeatures | SampleSlices:
+        """Slice features of every manifest row (from the feature cache when there); with an
+        adapter, the preprocessed slices themselves (the encoder trains: no cache)."""
         options = self.options
-        cache = FeatureCache(options.cache or cache_dir() / "features")
         slices = "all" if str(self.task.slices) == "all" else int(self.task.slices)
+        if options.adapter != "none":
+            say(f"  feature cache: {NO_CACHE}", options.progress)
+            return manifest_slices(
+                encoder, self.manifest_rows, options.feature, preprocess, slices, options.progress
+            )
+        cache = FeatureCache(options.cache or cache_dir() / "features")
         return manifest_features(
             cache,
             encoder,
@@ -104,14 +122,16 @@ class VolumeKind:
         return record
 
     def _head(
-        self, samples: SampleFeatures, head_name: str, train: np.ndarray, seed: int
+        self, samples: SampleFeatures | SampleSlices, head_name: str, train: np.ndarray, seed: int
     ) -> tuple[dict, pd.DataFrame, pd.DataFrame | None]:
         options, manifest, rows = self.options, self.manifest_rows, self.rows
         target = TargetKind(self.task)
         target.fit_targets(manifest.iloc[train])
         val_rows = rows["val"] if rows["val"].size else train  # none: select on training loss
+        adapted = isinstance(samples, SampleSlices)
+        make_data = VolumeSlices if adapted else head_data
         sets = {
-            name: head_data(samples, part, target.targets(manifest.iloc[part]))
+            name: make_data(samples, part, target.targets(manifest.iloc[part]))
             for name, part in (("train", train), ("val", val_rows), ("test", rows["test"]))
         }
         metric_fn, maximize = target.selection(manifest.iloc[val_rows])
@@ -120,19 +140,25 @@ class VolumeKind:
             head = build_head(
                 head_name, samples.width, target.num_classes(), **dict(self.head_options)
             )
+        lr = options.lr or target.default_lr()
+        model = adapted_model(samples, head, options, seed) if adapted else head
+        groups = model.parameter_groups(lr, options.adapter_lr) if adapted else None
+        eval_batch = options.batch_size if adapted else 256  # volumes per pass: slices are big
         history = fit_head(
-            head,
+            model,
             sets["train"],
             sets["val"],
             epochs=options.epochs,
-            lr=options.lr or target.default_lr(),
+            lr=lr,
             batch_size=len(train) if target.target == "survival" else options.batch_size,
             seed=seed,
             patience=options.patience,
             metric_fn=metric_fn,
             maximize=maximize,
+            eval_batch_size=eval_batch,
+            param_groups=groups,
         )
-        outputs = predict(head, sets["test"])  # the one test evaluation of this head
+        outputs = predict(model, sets["test"], eval_batch)  # the one test evaluation
         test_frame = manifest.iloc[rows["test"]]
         predicted = target.predictions(outputs, test_frame)
         record = {
@@ -144,6 +170,8 @@ class VolumeKind:
             "history": history.to_dict(),
             "scaler": target.scaler.to_dict() if target.scaler is not None else None,
         }
+        if adapted:
+            record["parameters"] = model.counts()
         attention = None
         if isinstance(outputs, dict) and "attention" in outputs:
             weights = outputs["attention"].double().numpy()
@@ -195,11 +223,13 @@ class VolumeKind:
         )
 
 
-def attention_table(weights: np.ndarray, samples: SampleFeatures, rows: np.ndarray) -> pd.DataFrame:
+def attention_table(
+    weights: np.ndarray, samples: SampleFeatures | SampleSlices, rows: np.ndarray
+) -> pd.DataFrame:
     """One row per test slice: manifest row, slice index, relative position, z and weight."""
     parts = []
     for i, row in enumerate(rows):
-        count = samples.features[row].shape[0]
+        count = len(samples.z[row])
         parts.append(
             pd.DataFrame(
                 {
@@ -218,4 +248,10 @@ def run_downstream(options: RunOptions) -> dict[str, Any]:
     """Run the volume protocol for ``options`` (``downstream/classify.py``, ``regress.py``,
     ``survival.py``, ``knn.py``) and write the run folder; returns ``metrics.json``'s content."""
     task = load_checked_task(options, options.script)
+    if options.adapter != "none" and (options.head or str(task.head)) == "knn":
+        raise ConfigError(
+            f"k-NN trains nothing, so --adapter {options.adapter} has nothing to train with",
+            path="--adapter",
+            fix="leave --adapter out for knn.py, or use classify.py with a head",
+        )
     return run_protocol(VolumeKind(options), task)

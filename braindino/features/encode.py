@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from braindino.errors import BrainDinoError
+from braindino.errors import BrainDinoError, DataError
 from braindino.io.volume import Volume
 
 
@@ -109,19 +109,65 @@ def _z_mm(stack, z: np.ndarray) -> np.ndarray:
     return affine[2, 0] * ci + affine[2, 1] * cj + affine[2, 2] * z + affine[2, 3]
 
 
+def slice_input(encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``[S, H, W]`` slices as the encoder's input ``[S, C, H, W]``: on its device and dtype,
+    the one channel repeated when the encoder takes several."""
+    param = next(encoder.parameters())
+    x = images.unsqueeze(1).to(device=param.device, dtype=param.dtype)
+    in_chans = int(getattr(encoder, "in_chans", 1))
+    return x.expand(-1, in_chans, -1, -1) if in_chans > 1 else x
+
+
+def token_features(final: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per-slice features from the encoder's final tokens: ``cls``, ``patch_mean`` and, with
+    register tokens, ``registers_mean`` (each ``[S, D]``)."""
+    out = {"cls": final["cls"], "patch_mean": final["patches"].mean(dim=1)}
+    if final["registers"].shape[1] > 0:
+        out["registers_mean"] = final["registers"].mean(dim=1)
+    return out
+
+
+def pick_features(parts: Mapping[str, Any], feature: str, path: str) -> Any:
+    """The ``feature`` columns (``cls``, ``patch_mean``, ``registers_mean`` or ``+``-joined
+    names, concatenated in that order along the last axis) of per-slice ``parts`` (numpy
+    arrays or tensors); a name the encoder does not give is a ``DataError`` naming ``path``."""
+    chosen = []
+    for name in feature.split("+"):
+        if name not in parts:
+            raise DataError(
+                f"the encoder gives no '{name}' features",
+                path=path,
+                fix="choose --feature cls (or patch_mean)",
+            )
+        chosen.append(parts[name])
+    if isinstance(chosen[0], torch.Tensor):
+        return torch.cat(chosen, dim=-1)
+    return np.concatenate([np.asarray(c, np.float32) for c in chosen], axis=-1)
+
+
+def forward_slice_features(
+    encoder: nn.Module, images: torch.Tensor, feature: str, batch_size: int = 64
+) -> torch.Tensor:
+    """``feature`` of slices ``[S, H, W]`` as a tensor ``[S, D']`` in the autograd graph (an
+    encoder that trains, e.g. with LoRA adapters), the same computation as
+    :func:`encode_slices`'s; without gradients the slices go through in ``batch_size`` chunks
+    as there, with gradients in one pass. The encoder's mode is left as it is."""
+    step = len(images) if torch.is_grad_enabled() else batch_size
+    parts = []
+    for chunk in images.split(max(step, 1)):
+        final = encoder.forward_features(slice_input(encoder, chunk))
+        parts.append(pick_features(token_features(final), feature, "--feature"))
+    return torch.cat(parts)
+
+
 @torch.inference_mode()
 def _run_encoder(
     encoder: nn.Module, images: np.ndarray, blocks: list[int] | None, batch_size: int
 ) -> dict[str, np.ndarray]:
-    param = next(encoder.parameters())
-    in_chans = int(getattr(encoder, "in_chans", 1))
     depth = int(getattr(encoder, "depth", 0))
     parts: dict[str, list[torch.Tensor]] = {}
     for start in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[start : start + batch_size]).unsqueeze(1)
-        x = x.to(device=param.device, dtype=param.dtype)
-        if in_chans > 1:
-            x = x.expand(-1, in_chans, -1, -1)
+        x = slice_input(encoder, torch.from_numpy(images[start : start + batch_size]))
         if blocks:
             wanted = sorted(set(blocks) | {depth - 1})
             layers = dict(zip(wanted, encoder.get_intermediate_layers(x, blocks=wanted)))
@@ -131,10 +177,8 @@ def _run_encoder(
             )
         else:
             final = encoder.forward_features(x)
-        parts.setdefault("cls", []).append(final["cls"])
-        parts.setdefault("patch_mean", []).append(final["patches"].mean(dim=1))
-        if final["registers"].shape[1] > 0:
-            parts.setdefault("registers_mean", []).append(final["registers"].mean(dim=1))
+        for name, value in token_features(final).items():
+            parts.setdefault(name, []).append(value)
     return {k: torch.cat(v).float().cpu().numpy() for k, v in parts.items()}
 
 

@@ -101,6 +101,13 @@ class HeadData:
     def __len__(self) -> int:
         return int(self.features.shape[0])
 
+    def inputs(self, index: Tensor, device: torch.device) -> tuple[Tensor, Tensor | None]:
+        """The head's inputs for the volumes at ``index``: features and padding mask on
+        ``device`` (what :func:`~braindino.heads.fit.fit_head` feeds the head per batch)."""
+        features = self.features[index].to(device, non_blocking=True)
+        mask = None if self.padding_mask is None else self.padding_mask[index].to(device)
+        return features, mask
+
     def subset(self, index: Any) -> HeadData:
         """The volumes at ``index`` (indices, slice or bool mask), e.g. a label fraction."""
         index = torch.as_tensor(index) if not isinstance(index, slice) else index
@@ -108,9 +115,11 @@ class HeadData:
         return HeadData(self.features[index], self.targets[index], mask)
 
 
-def as_head_data(data: Any, where: str) -> HeadData:
-    """Accept a :class:`HeadData` or a tuple ``(features, targets[, padding_mask])``."""
-    if isinstance(data, HeadData):
+def as_head_data(data: Any, where: str) -> Any:
+    """Accept a :class:`HeadData` or a tuple ``(features, targets[, padding_mask])``; also any
+    data with ``targets``, ``len()`` and ``inputs(index, device)`` (a model's own batches, e.g.
+    the slices an adapted encoder reads), passed through as it is."""
+    if isinstance(data, HeadData) or (hasattr(data, "inputs") and hasattr(data, "targets")):
         return data
     require(
         isinstance(data, (tuple, list)) and len(data) in (2, 3),

@@ -9,19 +9,13 @@ import torch
 from torch import Tensor, nn
 
 from braindino.heads._checks import check_positive_int, require
-from braindino.heads.data import HeadData, as_head_data
+from braindino.heads.data import as_head_data
 from braindino.heads.selection import FitHistory, train_with_selection
 
 Outputs = dict[str, Tensor] | Tensor
 LossFn = Callable[[Any, Tensor], Tensor]
 MetricFn = Callable[[Any, Tensor], float]
 OPTIMIZERS = ("adam", "adamw")
-
-
-def _batch(data: HeadData, index: Tensor, device: torch.device) -> tuple[Tensor, Tensor | None]:
-    features = data.features[index].to(device, non_blocking=True)
-    mask = None if data.padding_mask is None else data.padding_mask[index].to(device)
-    return features, mask
 
 
 def _concat(chunks: list[Outputs]) -> Outputs:
@@ -59,7 +53,7 @@ def predict(head: nn.Module, data: Any, batch_size: int = 256) -> Outputs:
         chunks = []
         for start in range(0, len(data), batch_size):
             index = torch.arange(start, min(start + batch_size, len(data)))
-            chunks.append(_to_cpu(head(*_batch(data, index, device))))
+            chunks.append(_to_cpu(head(*data.inputs(index, device))))
         return _concat(chunks)
     finally:
         head.train(was_training)
@@ -118,6 +112,7 @@ def fit_head(
     maximize: bool = False,
     optimizer: str = "adamw",
     eval_batch_size: int = 256,
+    param_groups: list[dict[str, Any]] | None = None,
 ) -> FitHistory:
     """Train ``head`` on ``train_data``, select the epoch by the validation score, restore it.
 
@@ -130,9 +125,13 @@ def fit_head(
     mode. There is no test argument on purpose: the test split is for the final evaluation only.
 
     The optimiser (Adam or AdamW) is built from ``head.parameters()`` — every trainable
-    parameter of the head. Shuffling and dropout are seeded by ``seed`` without touching the
-    caller's global RNG state, so a run is reproducible. A non-finite training loss or
-    validation score raises :class:`BrainDinoError` instead of training on NaN.
+    parameter of the head — at ``lr``, or from ``param_groups`` (optimiser groups, each with
+    its own ``lr``, e.g. a head and the LoRA adapters of its encoder). The state kept for the
+    best epoch is the trainable parameters and the buffers (frozen weights never change).
+    Shuffling and dropout are seeded by ``seed`` without touching the caller's global RNG
+    state, so a run is reproducible. A non-finite training loss or validation score raises
+    :class:`BrainDinoError` instead of training on NaN. Data other than :class:`HeadData`
+    (e.g. an adapted encoder's slices) give each batch through ``inputs(index, device)``.
     """
     _check_settings(epochs, lr, weight_decay, batch_size, patience, optimizer)
     train = as_head_data(train_data, "fit_head(train_data)")
@@ -156,7 +155,8 @@ def fit_head(
         "unfreeze the head (requires_grad=True) before training",
     )
     optimizer_class = torch.optim.Adam if optimizer == "adam" else torch.optim.AdamW
-    opt = optimizer_class(parameters, lr=float(lr), weight_decay=float(weight_decay))
+    groups = param_groups if param_groups is not None else [{"params": parameters}]
+    opt = optimizer_class(groups, lr=float(lr), weight_decay=float(weight_decay))
     require(
         metric_fn is not None or not maximize,
         "fit_head(maximize)",
@@ -173,7 +173,7 @@ def fit_head(
         head.train()
         total, seen = 0.0, 0
         for batch_index in torch.randperm(len(train), generator=shuffle).split(batch_size):
-            outputs = head(*_batch(train, batch_index, device))
+            outputs = head(*train.inputs(batch_index, device))
             loss = loss_fn(outputs, train.targets[batch_index].to(device))
             _finite(loss.detach(), "fit_head: the training loss", epoch, lr_fix)
             opt.zero_grad(set_to_none=True)
@@ -199,13 +199,16 @@ def fit_head(
         )
         return score, val_loss
 
+    kept = {n for n, p in head.named_parameters() if p.requires_grad}
+    kept |= {n for n, _ in head.named_buffers()}
+
     def snapshot() -> dict[str, Tensor]:
-        return {k: v.detach().clone() for k, v in head.state_dict().items()}
+        return {k: v.detach().clone() for k, v in head.state_dict().items() if k in kept}
 
     fork_devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
         best = train_with_selection(epochs, train_epoch, validate, snapshot, history, patience)
-    head.load_state_dict(best)
+    head.load_state_dict(best, strict=False)  # the frozen rest is unchanged
     head.eval()
     return history

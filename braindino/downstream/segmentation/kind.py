@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import torch
 from omegaconf import DictConfig
+from torch import nn
 from tqdm.auto import tqdm
 
 from braindino.downstream.options import SegmentOptions
@@ -28,7 +29,7 @@ from braindino.downstream.segmentation.regions import LabelScheme
 from braindino.downstream.segmentation.report import write_report
 from braindino.downstream.segmentation.train import TrainSettings, train_head
 from braindino.errors import ConfigError
-from braindino.models import MaskableViT
+from braindino.models import MaskableViT, adapter_counts, add_lora
 from braindino.tasks import cache_dir, image_columns, segmentation_manifest
 
 
@@ -58,12 +59,35 @@ def train_settings(options: SegmentOptions) -> TrainSettings:
         steps_per_epoch=options.steps_per_epoch,
         batch_size=options.batch_size,
         lr=options.lr,
-        encoder_lr=options.encoder_lr,
+        encoder_lr=options.adapter_lr if options.adapter == "lora" else options.encoder_lr,
         foreground_fraction=options.foreground_fraction,
         augment=AugmentSettings() if options.augment else None,
         patience=options.patience,
         progress=options.progress,
     )
+
+
+def model_encoder(encoder: MaskableViT, options: SegmentOptions) -> nn.Module:
+    """The encoder one model trains on: a LoRA copy (``--adapter lora``), a copy to fine-tune
+    (``--unfreeze-encoder``) or the shared frozen encoder itself. Seed the RNG first."""
+    if options.adapter == "lora":
+        return add_lora(
+            encoder,
+            options.lora_rank,
+            options.lora_alpha,
+            options.lora_dropout,
+            options.lora_targets,
+        )
+    return copy.deepcopy(encoder) if options.unfreeze_encoder else encoder
+
+
+def segmentation_counts(model: SegmentationModel) -> dict[str, Any]:
+    """Trainable parameters of an adapted model: ``adapter``, ``head`` (decoder or probe and
+    the modality mixer), ``trainable``, the encoder's own ``encoder`` and ``adapter_percent``."""
+    counts = adapter_counts(model.encoder)
+    own = [*model.head.parameters(), *model.mixer.parameters()]
+    head = sum(p.numel() for p in own if p.requires_grad)
+    return {**counts, "head": head, "trainable": counts["adapter"] + head}
 
 
 class SegmentationKind:
@@ -116,13 +140,14 @@ class SegmentationKind:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = SegmentationModel(
-                copy.deepcopy(encoder) if options.unfreeze_encoder else encoder,
+                model_encoder(encoder, options),
                 train[0].images.shape[1],  # modalities
                 scheme.num_classes,
                 head=head,
                 blocks=options.blocks,
                 width=options.width,
                 unfreeze_encoder=options.unfreeze_encoder,
+                adapted=options.adapter == "lora",
             )
         history = train_head(
             model, train, val, scheme.class_regions(), train_settings(options), seed
@@ -156,6 +181,7 @@ class SegmentationKind:
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "encoder_parameters": sum(p.numel() for p in model.encoder.parameters()),
             "unfreeze_encoder": options.unfreeze_encoder,
+            **({"parameters": segmentation_counts(model)} if model.adapted else {}),
             "history": history,
         }
 

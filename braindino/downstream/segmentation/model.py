@@ -7,7 +7,7 @@ concatenated, a 1x1 projection, then four x2 transposed-convolution stages back 
 coarse linear path from the same features; see ``PatchDecoder``).
 ``linear`` head (the minimal baseline): norm + 1x1 convolution on the last block's patch
 features, upsampled bilinearly. The encoder is frozen (eval mode, no parameter gradients) unless
-``unfreeze_encoder`` is set.
+``unfreeze_encoder`` is set, or ``adapted`` (an ``add_lora`` encoder: its adapters alone train).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from braindino.downstream.options import SEGMENTATION_HEADS as HEADS
 from braindino.errors import ConfigError
-from braindino.models import MaskableViT
+from braindino.models import MaskableViT, adapter_parameters, set_adapter_dropout
 
 
 def even_blocks(depth: int, count: int = 4) -> list[int]:
@@ -103,6 +103,7 @@ class SegmentationModel(nn.Module):
         blocks: list[int] | None = None,
         width: int = 128,
         unfreeze_encoder: bool = False,
+        adapted: bool = False,
     ):
         super().__init__()
         if head not in HEADS:
@@ -119,6 +120,7 @@ class SegmentationModel(nn.Module):
         self.head_name = head
         self.encoder = encoder
         self.unfreeze_encoder = bool(unfreeze_encoder)
+        self.adapted = bool(adapted)  # an add_lora encoder: its adapters train, nothing else
         self.mixer = ModalityMixer(modalities, encoder.in_chans)
         # one modality into a one-channel encoder: the mixer is the identity and stays fixed
         self.mixer.requires_grad_(not (modalities == 1 and encoder.in_chans == 1))
@@ -128,29 +130,40 @@ class SegmentationModel(nn.Module):
         else:
             self.blocks = encoder.block_indices(blocks or even_blocks(encoder.depth))
             self.head = PatchDecoder(encoder.embed_dim * len(self.blocks), num_classes, width)
-        encoder.requires_grad_(self.unfreeze_encoder)
+        if not self.adapted:  # add_lora froze all but the adapters
+            encoder.requires_grad_(self.unfreeze_encoder)
         encoder.eval()
 
     def train(self, mode: bool = True) -> SegmentationModel:
-        """Train mode for mixer and head; the encoder stays in eval mode (no drop path)."""
+        """Train mode for mixer and head; the encoder stays in eval mode (no drop path), its
+        LoRA adapters' dropout (when adapted) follows ``mode``."""
         super().train(mode)
         self.encoder.eval()
+        if self.adapted:
+            set_adapter_dropout(self.encoder, mode)
         return self
 
+    @property
+    def encoder_trains(self) -> bool:
+        """Whether any encoder parameter trains (unfrozen, or LoRA adapters)."""
+        return self.unfreeze_encoder or self.adapted
+
     def trainable_groups(self, lr: float, encoder_lr: float) -> list[dict]:
-        """Optimiser parameter groups: head + mixer at ``lr``, encoder at ``encoder_lr`` if
-        unfrozen."""
+        """Optimiser parameter groups: head + mixer at ``lr``, the encoder (unfrozen) or its
+        LoRA adapters (adapted) at ``encoder_lr``."""
         own = [p for p in [*self.head.parameters(), *self.mixer.parameters()] if p.requires_grad]
         groups = [{"params": own, "lr": lr}]
         if self.unfreeze_encoder:
             groups.append({"params": list(self.encoder.parameters()), "lr": encoder_lr})
+        if self.adapted:
+            groups.append({"params": adapter_parameters(self.encoder), "lr": encoder_lr})
         return groups
 
     def features(self, images: Tensor) -> Tensor:
         """Concatenated patch-feature maps ``[B, k*D, h, w]`` of the chosen blocks."""
         x = self.mixer(images)
         need_grad = torch.is_grad_enabled() and (
-            self.unfreeze_encoder or any(p.requires_grad for p in self.mixer.parameters())
+            self.encoder_trains or any(p.requires_grad for p in self.mixer.parameters())
         )
         with torch.set_grad_enabled(need_grad):
             layers = self.encoder.get_intermediate_layers(x, self.blocks, reshape=True)

@@ -16,6 +16,8 @@ from braindino.downstream.options import SegmentOptions
 from braindino.downstream.plots import plot_overlay
 from braindino.downstream.report import data_lines, data_summary
 from braindino.downstream.run_folder import (
+    adapter_lines,
+    adapter_summary,
     encoders_line,
     format_ci,
     mean_ci,
@@ -47,6 +49,8 @@ def run_metrics(cases: pd.DataFrame, n: int, seed: int) -> dict[str, dict[str, f
 
 
 def _encoder_mode(options: SegmentOptions) -> str:
+    if options.adapter != "none":
+        return f"LoRA-adapted at lr {options.adapter_lr:g}"
     return f"fine-tuned at lr {options.encoder_lr:g}" if options.unfreeze_encoder else "frozen"
 
 
@@ -129,6 +133,7 @@ def write_report(
         "heads": list(dict.fromkeys(r["head"] for r in results)),
         "skipped_encoders": dict(skipped),
         "unfreeze_encoder": options.unfreeze_encoder,
+        "adapter": adapter_summary(options, results),
         "confidence": "95 % percentile bootstrap over test cases",
         "bootstrap_resamples": options.bootstrap,
         "empty_masks": "BraTS convention: both empty -> Dice 1, HD95 0; one empty -> Dice 0, "
@@ -154,6 +159,7 @@ def write_report(
         "(splits.csv; the kept state is the best validation Dice, test evaluated once per head)",
         *data_lines(data),
         encoders_line(results) + f"; encoder {_encoder_mode(options)}",
+        *adapter_lines(metrics["adapter"]),
         *[f"- skipped {name}: {why}" for name, why in skipped.items()],
         "- heads: decoder = blocks "
         "concatenated -> x16 transposed-conv decoder; linear = norm + 1x1 conv on the last block",

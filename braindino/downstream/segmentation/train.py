@@ -19,6 +19,7 @@ from braindino.downstream.segmentation.slice_batches import SliceSampler
 from braindino.heads.selection import FitHistory, train_with_selection
 from braindino.losses import dice_loss
 from braindino.metrics import dice
+from braindino.models.lora import ADAPTER_MARK
 
 
 @dataclass
@@ -63,11 +64,14 @@ def slice_grid_dice(
 
 
 def _own_state(model: SegmentationModel) -> dict:
-    """A copy of the trained tensors (head, mixer; the encoder only when unfrozen)."""
+    """A copy of the trained tensors (head, mixer; the encoder when unfrozen, its LoRA
+    adapters when adapted)."""
     return {
         k: v.detach().clone()
         for k, v in model.state_dict().items()
-        if model.unfreeze_encoder or not k.startswith("encoder.")
+        if model.unfreeze_encoder
+        or not k.startswith("encoder.")
+        or (model.adapted and ADAPTER_MARK in k)
     }
 
 

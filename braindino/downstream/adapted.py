@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from braindino.errors import DataError
+from braindino.downstream.samples import same_slice_counts
 from braindino.features import encoder_slices, forward_slice_features
 from braindino.models import adapter_counts, adapter_parameters, add_lora, set_adapter_dropout
 from braindino.tasks import image_columns
@@ -59,14 +59,7 @@ def manifest_slices(
         stacks[path] = (images, z.astype(np.float32))
     images, positions = [], []
     for _, row in manifest.iterrows():
-        per_image = [stacks[str(row[c])][0] for c in columns]
-        counts = {a.shape[0] for a in per_image}
-        if len(counts) > 1:
-            raise DataError(
-                f"the images of subject {row['subject']} give different slice counts {counts}",
-                path=str(row[columns[0]]),
-                fix="set a fixed slice count (task option slices=128)",
-            )
+        per_image = same_slice_counts(row, columns, [stacks[str(row[c])][0] for c in columns])
         images.append(np.stack(per_image))
         positions.append(stacks[str(row[columns[0]])][1])
     was_training = encoder.training

@@ -30,6 +30,19 @@ class SampleFeatures:
         return int(self.features[0].shape[1])
 
 
+def same_slice_counts(row: pd.Series, columns: list[str], arrays: list[np.ndarray]):
+    """``arrays`` (one per image column of manifest ``row``) when they have the same number of
+    slices; else one DataError naming the subject and the fix."""
+    counts = {a.shape[0] for a in arrays}
+    if len(counts) > 1:
+        raise DataError(
+            f"the images of subject {row['subject']} give different slice counts {counts}",
+            path=str(row[columns[0]]),
+            fix="set a fixed slice count (task option slices=128)",
+        )
+    return arrays
+
+
 def manifest_features(
     cache: FeatureCache,
     encoder: nn.Module,
@@ -48,14 +61,10 @@ def manifest_features(
     )
     features, positions = [], []
     for _, row in manifest.iterrows():
-        per_image = [pick_features(entries[str(row[c])], feature, str(row[c])) for c in columns]
-        counts = {a.shape[0] for a in per_image}
-        if len(counts) > 1:
-            raise DataError(
-                f"the images of subject {row['subject']} give different slice counts {counts}",
-                path=str(row[columns[0]]),
-                fix="set a fixed slice count (task option slices=128)",
-            )
+        paths = [str(row[c]) for c in columns]
+        per_image = same_slice_counts(
+            row, columns, [pick_features(entries[p], feature, p) for p in paths]
+        )
         features.append(np.concatenate(per_image, axis=1))
         positions.append(np.asarray(entries[str(row[columns[0]])]["z"], np.float32))
     return SampleFeatures(features, positions)

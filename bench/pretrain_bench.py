@@ -55,13 +55,19 @@ def _time_round_robin(figures: dict, device, warmup: int, runs: int) -> dict[str
 
 
 def make_batch(
-    cfg, batch: int, device: torch.device, source: int = 256, gram_ratio: int = 1
+    cfg,
+    batch: int,
+    device: torch.device,
+    source: int = 256,
+    gram_ratio: int = 1,
+    gram_size: int | None = None,
 ) -> dict:
     """A multi-crop batch from random uint8 slices (content does not change the cost); with
-    ``gram_ratio`` > 1 also the Gram teacher's crops at that many times the global size."""
+    ``gram_ratio`` > 1 also the Gram teacher's crops at that many times the global size (or
+    at ``gram_size`` px)."""
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (batch, source, source), dtype=torch.uint8, generator=gen)
-    aug = MultiCropAugmentation.from_config(cfg.augment, gram_ratio=gram_ratio)
+    aug = MultiCropAugmentation.from_config(cfg.augment, gram_ratio=gram_ratio, gram_size=gram_size)
     out = aug(
         images.to(device),
         torch.full((batch,), 0.02, device=device),
@@ -101,7 +107,14 @@ def main() -> None:
         help="also time stage-2 steps with the Gram teacher on the student's crops and at this "
         "resolution ratio (gram.resolution_ratio; DINOv3: 2); 0 = skip",
     )
+    parser.add_argument(
+        "--crops",
+        default="",
+        help="GLOBAL,LOCAL[,GRAM] crop sides in px (a highres.crop_sizes entry, e.g. "
+        "512,112,768); default: the augment config's 224 / 96, Gram at --gram-ratio",
+    )
     args = parser.parse_args()
+    sides = [int(v) for v in args.crops.split(",") if v]
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -112,13 +125,16 @@ def main() -> None:
             "model.drop_path_rate=0.0",
             f"heads.dino.out_dim={args.prototypes}",
             f"heads.ibot.out_dim={args.prototypes}",
+            *([f"augment.global_crops.size={sides[0]}"] if sides else []),
+            *([f"augment.local_crops.size={sides[1]}"] if len(sides) > 1 else []),
         ],
     )
+    gram_size = sides[2] if len(sides) > 2 else None
     torch.manual_seed(0)
     meta = build_meta_arch(cfg).to(device)
     optimizer = build_optimizer(cfg, meta)
     apply_schedule_values(optimizer, 1e-4, 0.04)
-    batch = make_batch(cfg, args.batch, device)
+    batch = make_batch(cfg, args.batch, device, source=max(256, *sides))
     if args.compile:
         meta.student.backbone.compile_blocks()
         meta.teacher.backbone.compile_blocks()
@@ -179,8 +195,10 @@ def main() -> None:
     }
     if args.gram_ratio:  # stage 2: the Gram teacher on the student's crops vs at gram_ratio x
         meta.set_gram_teacher()
+        source = max(256, *sides, gram_size or 0)
         gram_batches = {
-            r: make_batch(cfg, args.batch, device, gram_ratio=r) for r in (1, args.gram_ratio)
+            r: make_batch(cfg, args.batch, device, source, r, gram_size if r > 1 else None)
+            for r in (1, args.gram_ratio)
         }
         figures["step_gram_1x"] = lambda: full_step(gram=gram_batches[1])
         figures[f"step_gram_{args.gram_ratio}x"] = lambda: full_step(
@@ -200,6 +218,8 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "bf16": args.bf16,
         "prototypes": args.prototypes,
+        "crops": [int(cfg.augment.global_crops.size), int(cfg.augment.local_crops.size)]
+        + ([gram_size] if gram_size else []),
         "floor_s": round(median["floor"], 4),
         "step_s": round(median["full_step"], 4),
         "ratio": round(median_ratio("floor"), 3),

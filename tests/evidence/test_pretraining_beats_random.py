@@ -15,16 +15,6 @@ volumes) and ``diagnosis`` (cognitively normal vs MCI/AD, 750). Claim: on both t
 pretrained teacher beats the better of two random initialisations by at least ``MARGIN``, and
 the teacher-target entropy stays within ``ENTROPY_BAND`` of log K at every logged iteration (no
 collapse, no uniform targets).
-
-Dense tissue probe (added in session 10, margin fixed from a development run on cohort seed 0
-before this test first ran on seed 5; bench/RESULTS.md "Dense tissue probe"): the exported
-teacher's patch tokens → background / CSF / GM / WM of ``DENSE_SUBJECTS`` synthetic T1 heads
-(``braindino.analysis.synthetic_volumes``, seeded by the cohort seed), 6 slices each at the
-pretraining resolution, shifted by whole patches (so grid position alone cannot solve it);
-standardised logistic regression trained on half the subjects, balanced accuracy on the rest.
-Claim: the pretrained teacher beats the better of two random twins (same architecture and init
-arguments, ``random_like``) by at least ``DENSE_MARGIN``, and the position-only baseline stays
-far below it.
 """
 
 from __future__ import annotations
@@ -34,17 +24,11 @@ import os
 
 import pytest
 
-from braindino.analysis.cases import labelled_case
-from braindino.analysis.dense_probe import dense_probe
-from braindino.analysis.synthetic import synthetic_volumes
 from braindino.config import load_config
 from braindino.demo import build_shards
-from braindino.models import load_encoder, random_like
 from braindino.ssl.compare import compare_with_random_init, entropy_range
-from braindino.ssl.export import export_run
 from braindino.ssl.probe import ProbeSet
 from braindino.synth.generate import generate_cohort
-from braindino.synth.tissue import TISSUE_CLASSES
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("BRAINDINO_EVIDENCE") != "1",
@@ -59,8 +43,6 @@ SLICES_PER_VOLUME = 8
 MARGIN = 0.02
 PROBE_BLOCKS = 4
 ENTROPY_BAND = (0.1, 0.95)
-DENSE_SUBJECTS = 60
-DENSE_MARGIN = 0.01
 
 
 def test_pretrained_tiny_vit_beats_random_init_on_two_probe_tasks(tmp_path):
@@ -108,18 +90,3 @@ def test_pretrained_tiny_vit_beats_random_init_on_two_probe_tasks(tmp_path):
     assert all(gain >= MARGIN for gain in gains.values()), (
         f"pretrained does not beat the best random init by {MARGIN} on {TASKS}: {summary}"
     )
-
-    encoder = load_encoder(export_run(tmp_path / "run", tmp_path / "encoder"))
-    volumes = synthetic_volumes("tissue", DENSE_SUBJECTS, "T1", COHORT_SEED)
-    cases = [labelled_case(encoder, *volume) for volume in volumes]
-    encoders = {"pretrained": encoder, **{s: random_like(encoder, s) for s in (12345, 1)}}
-    dense = {
-        name: dense_probe(model, cases, TISSUE_CLASSES, bootstrap=200, seed=COHORT_SEED)
-        for name, model in encoders.items()
-    }
-    scores = {name: result.balanced_accuracy[0] for name, result in dense.items()}
-    position = dense["pretrained"].position_baseline[0]
-    print(f"dense tissue probe: {scores}, position-only {position:.3f}")
-    gain = scores["pretrained"] - max(scores[12345], scores[1])
-    assert gain >= DENSE_MARGIN, f"dense tissue probe gain {gain:.3f} < {DENSE_MARGIN}: {scores}"
-    assert position < scores["pretrained"] - 0.2, f"position alone scores {position:.3f}"

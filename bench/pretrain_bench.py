@@ -134,7 +134,7 @@ def main() -> None:
     meta = build_meta_arch(cfg).to(device)
     optimizer = build_optimizer(cfg, meta)
     apply_schedule_values(optimizer, 1e-4, 0.04)
-    batch = make_batch(cfg, args.batch, device, source=max(256, *sides))
+    batch = make_batch(cfg, args.batch, device, source=max([256, *sides]))
     if args.compile:
         meta.student.backbone.compile_blocks()
         meta.teacher.backbone.compile_blocks()
@@ -218,7 +218,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "bf16": args.bf16,
         "prototypes": args.prototypes,
-        "crops": [int(cfg.augment.global_crops.size), int(cfg.augment.local_crops.size)]
+        "crops": [int(batch["global_crops"].shape[-1]), int(batch["local_crops"].shape[-1])]
         + ([gram_size] if gram_size else []),
         "floor_s": round(median["floor"], 4),
         "step_s": round(median["full_step"], 4),

@@ -47,3 +47,27 @@ def test_gpu_check_script_runs_and_prints_the_figures_it_promises():
     expected_mfu = figures["step_tflop"] / figures["step_s"]
     assert abs(figures["mfu"] - expected_mfu) <= 0.01 + 0.01 * expected_mfu
     assert figures["ratio"] > 0 and figures["ratio_to_floor_wanted"] > 0
+
+
+def test_pretrain_bench_times_a_high_resolution_mixture_entry():
+    """``--crops G,L,GRAM`` (a ``highres.crop_sizes`` entry) sets the crop sides it reports."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "pretrain_bench.py"),
+            "--arch=vit_micro_patch16_dinov3",
+            "--batch=1",
+            "--runs=1",
+            "--warmup=0",
+            "--prototypes=256",
+            "--crops=64,32,128",
+            "--gram-ratio=2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["crops"] == [64, 32, 128]
+    assert figures["step_gram_2x_s"] > 0 and figures["step_gram_1x_s"] > 0

@@ -25,7 +25,7 @@ test: $(STAMP)
 integration: $(STAMP)
 	BRAINDINO_INTEGRATION=1 $(PY) -m pytest -q tests/integration
 
-# Evidence that pretraining works (tests/evidence, about 8 minutes on 2 cores).
+# Evidence that pretraining works (tests/evidence, about 12 minutes on 2 cores).
 evidence: $(STAMP)
 	BRAINDINO_EVIDENCE=1 $(PY) -m pytest -q -s tests/evidence
 

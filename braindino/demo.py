@@ -1,9 +1,11 @@
 """``make demo``: the whole job on the embedded synthetic cohort, end to end on a CPU.
 
 synthetic cohort → slice shards → tiny stage-1 pretraining → short stage-2 (Gram anchoring) →
-export → frozen probes (k-NN, logistic regression) of the exported encoder against the same
-architecture at random initialisation → ``downstream/classify.py --task adni --compare``
-report. Every step resumes: a second ``make demo`` reuses what the first one finished.
+export → against the export's random-init twin: frozen probes (brain age, diagnosis), the
+ADNI-like classification (``downstream/classify.py --task adni --compare random``) and the
+representation analyses (``braindino analyze``: dense tissue probe, PCA and attention maps) →
+``report.md``, the evidence table first (``braindino.demo_report``). Every step resumes: a second
+``make demo`` reuses what the first one finished.
 
     python -m braindino.demo --out demo_out [--subjects 400] [--stage1-epochs 12]
 """
@@ -17,8 +19,10 @@ from pathlib import Path
 from braindino.cli import run_cli
 from braindino.tasks.synthetic import DEFAULT_SUBJECTS
 
-SHARD_PREPROCESS = ("preprocess.slices.size=64", "preprocess.spacing=[2.0,2.0,2.0]")
+DEMO_SLICE_SIZE = 64  # px per slice side in the shards (the tiny config's model.img_size)
 DEMO_PROBE_SLICES = 8  # slices per volume in the final probe report
+DEMO_PROBE_TASKS = ("brain_age", "diagnosis")
+DEMO_TISSUE_SUBJECTS = 40  # synthetic heads of the dense tissue probe (half tested)
 DEMO_BLOCKS = 4  # last blocks whose tokens the report's probes use
 DEMO_SEEDS = (0, 1, 2)  # label-scarcity sweep seeds: the plot shows their spread
 
@@ -37,11 +41,14 @@ def build_cohort(subjects: int, seed: int) -> Path:
     return cohort
 
 
-def build_shards(out: Path, cohort: Path, workers: int) -> Path:
-    """Prepare the cohort's healthy pretraining pool as slice shards (resumable)."""
+def build_shards(out: Path, cohort: Path, workers: int, size: int = DEMO_SLICE_SIZE) -> Path:
+    """Prepare the cohort's healthy pretraining pool as slice shards of ``size`` px at 2 mm
+    (resumable)."""
     from braindino.data.prepare import collect_inputs, load_prepare_config, prepare_shards
 
-    cfg = load_prepare_config(dotlist=SHARD_PREPROCESS)
+    cfg = load_prepare_config(
+        dotlist=[f"preprocess.slices.size={size}", "preprocess.spacing=[2.0,2.0,2.0]"]
+    )
     inputs = collect_inputs(cfg, [str(cohort / "pretrain_pool.csv")])
     report = prepare_shards(inputs, out / "shards", cfg, workers=workers)
     print(f"{report['volumes_ok']} volumes → {report['slices']} slices in {out / 'shards'}")
@@ -71,45 +78,72 @@ def pretrain_config(out: Path, shards: Path, cohort: Path, stage: int, epochs: i
     return load_config("pretrain/default", overrides, dotlist)
 
 
-def probe_report(out: Path, cohort: Path, stage1_cfg, encoder_dir: Path) -> dict:
-    """Frozen probes of the exported encoder vs the same architecture at random initialisation:
-    cosine k-NN and logistic regression on the last 4 blocks' CLS ⊕ mean patch tokens (the
-    features of the CI evidence test, bench/RESULTS.md protocol 5)."""
-    from braindino.models import load_encoder
-    from braindino.ssl.compare import random_init_backbone, score_encoder
+def probe_evidence(cohort: Path, stage1_cfg, encoder_dir: Path) -> list:
+    """Frozen probes of the exported encoder vs its random-init twin (brain age, diagnosis):
+    logistic regression on the last 4 blocks' CLS ⊕ mean patch tokens (the features of the CI
+    evidence test, bench/RESULTS.md protocol 5), with intervals and McNemar's test."""
+    from braindino.demo_report import probe_rows
+    from braindino.models import load_encoder, random_like
     from braindino.ssl.probe import ProbeSet
 
-    p = stage1_cfg.probe
-    size = int(p.image_size or stage1_cfg.model.img_size)
+    size = int(stage1_cfg.probe.image_size or stage1_cfg.model.img_size)
     probes = ProbeSet(
-        cohort, list(p.tasks), size, DEMO_PROBE_SLICES, pooling="cls+patch", blocks=DEMO_BLOCKS
+        cohort,
+        list(DEMO_PROBE_TASKS),
+        size,
+        DEMO_PROBE_SLICES,
+        preprocess={"spacing": [2.0, 2.0, 2.0]},
+        pooling="cls+patch",
+        blocks=DEMO_BLOCKS,
     )
-    random_init = random_init_backbone(stage1_cfg, 12345)
-    classifiers = ("knn", "logreg")
-    results = {
-        "pretrained": score_encoder(probes, load_encoder(encoder_dir), classifiers),
-        "random_init": score_encoder(probes, random_init, classifiers),
-    }
-    rows = [
-        f"| {task} | {name} | {results['random_init'][c][task]:.3f} | "
-        f"{results['pretrained'][c][task]:.3f} |"
-        for task in p.tasks
-        for c, name in (("knn", "k-NN"), ("logreg", "logistic regression"))
+    encoder = load_encoder(encoder_dir)
+    return probe_rows(probes, encoder, random_like(encoder, seed=12345), DEMO_PROBE_TASKS)
+
+
+def analyze(out: Path, encoder: Path, progress: bool = True) -> dict:
+    """``braindino analyze`` of the export beside its twin: the dense tissue probe, PCA and
+    attention maps, retrieval, embeddings (``out/analyze``)."""
+    from braindino.analysis.options import AnalyzeOptions
+    from braindino.analysis.run import run_analysis
+
+    options = AnalyzeOptions(
+        encoder=str(encoder),
+        out=str(out / "analyze"),
+        probes=["tissue"],
+        probe_subjects=DEMO_TISSUE_SUBJECTS,
+        scales=[1],
+        progress=progress,
+    )
+    return run_analysis(options)
+
+
+def demo_report(out: Path, rows: list, encoder: Path, stage1_cfg, iterations: int) -> Path:
+    """The demo's ``report.md``: the evidence table first, then the pictures."""
+    from braindino.demo_report import write_demo_report
+
+    size, arch = int(stage1_cfg.model.img_size), str(stage1_cfg.model.arch)
+    setting = (
+        f"Encoder `{encoder}`: {arch} pretrained {iterations} iterations (stage 1 + stage 2) on "
+        f"{size}-px axial slices (2 mm) of the synthetic cohort's healthy pool; probes and "
+        "tasks use subjects never pretrained on. bench/RESULTS.md has the powered comparisons "
+        "(protocols 5 and 6) and how the demo's slice and patch size were chosen."
+    )
+    pictures = [
+        (title, f"{folder}/{name}")
+        for title, folder, name in (
+            ("Dense tissue probe", "analyze/plots", "dense_probes.png"),
+            ("PCA of patch tokens (first 3 components as RGB)", "analyze/plots", "pca.png"),
+            ("Last-block CLS attention", "analyze/plots", "attention_0.png"),
+            ("ADNI-like label-scarcity sweep", "downstream/adni/plots", "label_scarcity.png"),
+            ("ADNI-like attention over slices", "downstream/adni/plots", "attention_encoder.png"),
+        )
+        if (out / folder / name).is_file()
     ]
-    lines = ["| probe task | probe | random init | BrainDINO demo encoder |", "|---|---|---|---|"]
-    table = "\n".join(lines + rows)
-    (out / "probe.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(
-        "# BrainDINO demo\n\nFrozen-feature probes (balanced accuracy, subject-grouped 5-fold "
-        f"CV) on the synthetic cohort: {DEMO_PROBE_SLICES} slices per volume, the last "
-        f"{DEMO_BLOCKS} blocks' CLS and mean patch tokens. On the demo's small cohort the "
-        "differences are noisy; bench/RESULTS.md (protocol 5) has the powered comparison.\n\n"
-        + table
-        + "\n",
-        encoding="utf-8",
-    )
-    print(table)
-    return results
+    notes = [
+        "Full reports: `analyze/report.md` (every map and probe), `downstream/adni/report.md` "
+        "(every seed and label fraction)."
+    ]
+    return write_demo_report(out / "report.md", rows, setting, pictures, notes)
 
 
 def main() -> int:
@@ -136,20 +170,20 @@ def main() -> int:
     from braindino.ssl.export import export_run
     from braindino.ssl.trainer import pretrain
 
-    _say("1/6 synthetic cohort")
+    _say("1/7 synthetic cohort")
     cohort = build_cohort(args.subjects, args.seed)
-    _say("2/6 slice shards")
+    _say("2/7 slice shards")
     shards = build_shards(out, cohort, args.workers)
-    _say("3/6 stage 1 pretraining (DINO + iBOT + KoLeo)")
+    _say("3/7 stage 1 pretraining (DINO + iBOT + KoLeo)")
     stage1 = pretrain_config(out, shards, cohort, 1, args.stage1_epochs)
     pretrain(stage1)
-    _say("4/6 stage 2 pretraining (Gram anchoring)")
+    _say("4/7 stage 2 pretraining (Gram anchoring)")
     pretrain(pretrain_config(out, shards, cohort, 2, args.stage2_epochs))
     encoder = export_run(out / "runs" / "stage2", out / "encoder")
     print(f"exported encoder → {encoder}")
-    _say("5/6 frozen probes: demo encoder vs random initialisation")
-    probe_report(out, cohort, stage1, encoder)
-    _say("6/6 ADNI-like 3-class classification (slice attention head), demo vs random init")
+    _say("5/7 frozen probes: demo encoder vs its random twin")
+    rows = probe_evidence(cohort, stage1, encoder)
+    _say("6/7 ADNI-like 3-class classification (slice attention head), demo vs random init")
     from braindino.downstream import RunOptions, run_downstream
 
     adni = out / "downstream" / "adni"
@@ -163,7 +197,16 @@ def main() -> int:
             seeds=list(DEMO_SEEDS),  # cached features: more seeds cost head fits only
         )
     )
-    print(f"\nreports: {out / 'report.md'}, {adni / 'report.md'}")
+    _say("7/7 representation analyses (dense tissue probe, PCA and attention maps)")
+    analysis = analyze(out, encoder)
+    from braindino.demo_report import classification_rows, dense_rows
+
+    adni_metrics = json.loads((adni / "metrics.json").read_text(encoding="utf-8"))
+    rows = dense_rows(analysis) + rows + classification_rows(adni_metrics)
+    iterations = 20 * (args.stage1_epochs + args.stage2_epochs)
+    report = demo_report(out, rows, encoder, stage1, iterations)
+    print(report.read_text(encoding="utf-8").split("## Pictures")[0])
+    print(f"\nreports: {report}, {out / 'analyze' / 'report.md'}, {adni / 'report.md'}")
     print(f"TensorBoard: tensorboard --logdir {out / 'runs'}")
     return 0
 

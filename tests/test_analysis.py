@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, recall_score
 
-from braindino.analysis import LabelledCase, dense_probe, patch_labels
+from braindino.analysis import LabelledCase, dense_probe, paired_probe_difference, patch_labels
 from braindino.errors import BrainDinoError
 from braindino.models import load_encoder
 from braindino.synth.tissue import tissue_classes
@@ -93,6 +93,30 @@ def test_dense_probe_at_twice_the_resolution_has_a_finer_grid(encoder):
     result = dense_probe(encoder, _cases(4, size=32), ["left", "right"], scale=2, bootstrap=20)
     assert result.grid == (4 + 2 * 2 * 2, 4 + 2 * 2 * 2)  # 64 px = 4 patches, shift 2 x scale
     assert len(result.y_true) == len(result.test_subjects) * 2 * 16
+
+
+def test_paired_probe_difference_resamples_test_subjects_for_both_encoders(encoder):
+    cases = _cases(6)
+    first = dense_probe(encoder, cases, ["left", "right"], shift=2, bootstrap=20)
+    second = dense_probe(encoder, cases, ["left", "right"], shift=2, bootstrap=20)
+    second.y_pred = first.y_true.copy()  # a perfect second encoder
+    value, low, high = paired_probe_difference(first, second, bootstrap=200, seed=3)
+    truth, subject = first.y_true, first.test_subject
+    assert value == pytest.approx(balanced_accuracy_score(truth, first.y_pred) - 1.0, abs=1e-12)
+    # independent cluster bootstrap: draw test subjects with replacement, both encoders alike
+    rng = np.random.default_rng(11)
+    draws = []
+    for _ in range(2000):
+        ids = rng.integers(0, len(first.test_subjects), len(first.test_subjects))
+        rows = np.concatenate([np.flatnonzero(subject == i) for i in ids])
+        draws.append(balanced_accuracy_score(truth[rows], first.y_pred[rows]) - 1.0)
+    assert low == pytest.approx(np.percentile(draws, 2.5), abs=0.03)
+    assert high == pytest.approx(np.percentile(draws, 97.5), abs=0.03)
+    assert paired_probe_difference(first, first, bootstrap=50) == (0.0, 0.0, 0.0)
+    other = dense_probe(encoder, cases, ["left", "right"], shift=1, bootstrap=20)
+    assert not first.same_test_patches(other)
+    with pytest.raises(ValueError, match="same patches"):
+        paired_probe_difference(first, other)
 
 
 def test_dense_probe_needs_two_subjects(encoder):
@@ -213,6 +237,12 @@ def test_cli_writes_one_report_with_every_encoder_side_by_side(tmp_path):
     assert set(metrics["encoders"]) == {"encoder", "random_init"}
     keys = {(r["probe"], r["scale"], r["encoder"]) for r in metrics["dense_probes"]}
     assert len(keys) == 2 * 2  # scales 1, 2 x both encoders
+    for scale in (1, 2):
+        rows = {r["encoder"]: r for r in metrics["dense_probes"] if r["scale"] == scale}
+        paired = rows["random_init"]["encoder_minus_this"]
+        values = [rows[e]["balanced_accuracy"]["value"] for e in ("encoder", "random_init")]
+        assert paired["value"] == pytest.approx(values[0] - values[1], abs=1e-12)
+        assert paired["low"] <= paired["value"] <= paired["high"]
     report = (out / "report.md").read_text()
     assert "random_init" in report and "position (shifted)" in report
     pictures = re.findall(r"\]\((plots/[^)]+\.png)\)", report)

@@ -4,7 +4,7 @@ patch tokens, last-block CLS attention maps, slice retrieval and per-volume embe
 ``downstream/analyze.py`` writes them into one report."""
 
 from braindino.analysis.cases import LabelledCase, labelled_case
-from braindino.analysis.dense_probe import DenseProbeResult, dense_probe
+from braindino.analysis.dense_probe import DenseProbeResult, dense_probe, paired_probe_difference
 from braindino.analysis.patches import patch_labels
 from braindino.analysis.tokens import patch_tokens
 
@@ -13,6 +13,7 @@ __all__ = [
     "LabelledCase",
     "dense_probe",
     "labelled_case",
+    "paired_probe_difference",
     "patch_labels",
     "patch_tokens",
 ]

@@ -51,6 +51,16 @@ class DenseProbeResult:
     y_pred: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
     test_subject: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
 
+    def same_test_patches(self, other: DenseProbeResult) -> bool:
+        """Whether ``other`` was scored on the same test patches (same subjects, labels, order):
+        an encoder of another patch size or grid is not."""
+        return (
+            (self.grid, self.scale, self.shift) == (other.grid, other.scale, other.shift)
+            and self.test_subjects == other.test_subjects
+            and np.array_equal(self.y_true, other.y_true)
+            and np.array_equal(self.test_subject, other.test_subject)
+        )
+
     def recall(self) -> dict[str, float]:
         """Per class present among the test patches: the share of its patches predicted as it
         (the per-class terms whose mean is the balanced accuracy)."""
@@ -106,14 +116,46 @@ def _logreg(c: float) -> LogisticRegression:
     return LogisticRegression(C=c, max_iter=1000, class_weight="balanced")
 
 
-def _scored(y_true, y_pred, groups, n_groups, bootstrap: int, seed: int):
+def _subject_bootstrap(metric_of_rows, groups, n_groups, bootstrap: int, seed: int):
+    """``bootstrap_ci`` of ``metric_of_rows(rows)`` resampling subjects (``groups`` per row)."""
     members = [np.flatnonzero(groups == g) for g in range(n_groups)]
 
     def metric(ids: np.ndarray) -> float:
-        rows = np.concatenate([members[int(i)] for i in ids])
-        return balanced_accuracy(y_true[rows], y_pred[rows])
+        return metric_of_rows(np.concatenate([members[int(i)] for i in ids]))
 
     return bootstrap_ci(metric, np.arange(n_groups), n=bootstrap, seed=seed)
+
+
+def _scored(y_true, y_pred, groups, n_groups, bootstrap: int, seed: int):
+    return _subject_bootstrap(
+        lambda rows: balanced_accuracy(y_true[rows], y_pred[rows]),
+        groups,
+        n_groups,
+        bootstrap,
+        seed,
+    )
+
+
+def paired_probe_difference(
+    first: DenseProbeResult, second: DenseProbeResult, bootstrap: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
+    """``(difference, low, high)``: ``first``'s balanced accuracy minus ``second``'s on the same
+    test patches, with a 95 % paired bootstrap interval that resamples test subjects (the same
+    subjects for both). Both must come from the same cases, split and seed."""
+    if not first.same_test_patches(second):
+        raise ValueError(
+            "paired_probe_difference: the two results were not scored on the same patches"
+        )
+    truth = first.y_true
+
+    def difference(rows: np.ndarray) -> float:
+        return balanced_accuracy(truth[rows], first.y_pred[rows]) - balanced_accuracy(
+            truth[rows], second.y_pred[rows]
+        )
+
+    return _subject_bootstrap(
+        difference, first.test_subject, len(first.test_subjects), bootstrap, seed
+    )
 
 
 def _case_rows(

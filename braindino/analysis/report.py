@@ -66,9 +66,8 @@ def probe_section(probes: list[dict], labels: list[str], plots: Path) -> list[st
             bars.append({"probe": probe, "scale": scale, "series": series, **first[key]})
     figures.plot_probes(bars, plots / "dense_probes.png")
     first = probes[0]
+    lines += ["", *_paired_lines(probes, labels[0]), "![dense probes](plots/dense_probes.png)"]
     lines += [
-        "",
-        "![dense probes](plots/dense_probes.png)",
         "",
         f"Balanced accuracy over the test subjects' patches ({len(first['test_subjects'])} test, "
         f"{len(first['train_subjects'])} training subjects), 95 % bootstrap interval over test "
@@ -83,6 +82,25 @@ def probe_section(probes: list[dict], labels: list[str], plots: Path) -> list[st
         "",
     ]
     return lines
+
+
+def _paired_lines(probes: list[dict], main: str) -> list[str]:
+    """The main encoder minus each baseline on the same test patches (paired bootstrap)."""
+    rows = [r for r in probes if "encoder_minus_this" in r]
+    if not rows:
+        return []
+    lines = [
+        f"Paired difference `{main}` − baseline in balanced accuracy on the same test patches "
+        "(95 % paired bootstrap interval over test subjects):",
+        "",
+        "| probe | scale | baseline | difference |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['probe']} | x{r['scale']} | {r['encoder']} | {_ci(r['encoder_minus_this'])} |"
+        )
+    return [*lines, ""]
 
 
 def _title(volume, z: int) -> str:

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from braindino.analysis.attention_map import cls_attention
 from braindino.analysis.cases import labelled_case
-from braindino.analysis.dense_probe import dense_probe
+from braindino.analysis.dense_probe import dense_probe, paired_probe_difference
 from braindino.analysis.embedding_map import embed_2d
 from braindino.analysis.options import AnalyzeOptions
 from braindino.analysis.patches import foreground_patches
@@ -82,9 +82,10 @@ def run_probes(options: AnalyzeOptions, encoders: dict, preprocess: dict) -> tup
             for s, image, labels in volumes
         ]
         for scale in options.scales:
+            results = {}
             for label, encoder in encoders.items():
                 say(f"[analyze] dense probe {probe} x{scale}: {label}", options.progress)
-                result = dense_probe(
+                result = results[label] = dense_probe(
                     encoder,
                     cases,
                     classes,
@@ -95,15 +96,20 @@ def run_probes(options: AnalyzeOptions, encoders: dict, preprocess: dict) -> tup
                     bootstrap=options.bootstrap,
                     seed=options.seed,
                 )
-                records.append(
-                    {
-                        "probe": probe,
-                        "encoder": label,
-                        "rule": rule,
-                        "modality": modality,
-                        **result.as_dict(),
-                    }
-                )
+                record = {
+                    "probe": probe,
+                    "encoder": label,
+                    "rule": rule,
+                    "modality": modality,
+                    **result.as_dict(),
+                }
+                main_result = results["encoder"]
+                if label != "encoder" and main_result.same_test_patches(result):
+                    difference = paired_probe_difference(
+                        main_result, result, options.bootstrap, options.seed
+                    )
+                    record["encoder_minus_this"] = dict(zip(("value", "low", "high"), difference))
+                records.append(record)
     return records, made
 
 

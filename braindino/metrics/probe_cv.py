@@ -35,18 +35,39 @@ def grouped_cv_predictions(
     return predictions
 
 
-def knn_balanced_accuracy(
+def knn_cv_predictions(
     features: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int = 5, folds: int = 5
-) -> float:
-    """Cosine k-NN balanced accuracy under subject-grouped stratified k-fold CV (seed 0)."""
+) -> np.ndarray:
+    """Out-of-fold predictions of cosine k-NN under subject-grouped stratified CV (seed 0)."""
     x = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
-    predictions = grouped_cv_predictions(
+    return grouped_cv_predictions(
         x,
         labels,
         groups,
         folds,
         lambda n: KNeighborsClassifier(n_neighbors=min(k, n), metric="cosine"),
     )
+
+
+def logreg_cv_predictions(
+    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int = 5, c: float = 0.1
+) -> np.ndarray:
+    """Out-of-fold predictions of standardised L2 logistic regression (``C = c``) under
+    subject-grouped stratified CV (seed 0)."""
+    return grouped_cv_predictions(
+        features,
+        labels,
+        groups,
+        folds,
+        lambda n: make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000)),
+    )
+
+
+def knn_balanced_accuracy(
+    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int = 5, folds: int = 5
+) -> float:
+    """Cosine k-NN balanced accuracy under subject-grouped stratified k-fold CV (seed 0)."""
+    predictions = knn_cv_predictions(features, labels, groups, k=k, folds=folds)
     return float(balanced_accuracy_score(labels, predictions))
 
 
@@ -54,11 +75,5 @@ def logreg_balanced_accuracy(
     features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int = 5, c: float = 0.1
 ) -> float:
     """Standardised L2 logistic regression (``C = c``) balanced accuracy, subject-grouped CV."""
-    predictions = grouped_cv_predictions(
-        features,
-        labels,
-        groups,
-        folds,
-        lambda n: make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000)),
-    )
+    predictions = logreg_cv_predictions(features, labels, groups, folds=folds, c=c)
     return float(balanced_accuracy_score(labels, predictions))

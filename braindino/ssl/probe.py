@@ -25,6 +25,7 @@ import torch
 
 from braindino.errors import ConfigError, DataError
 from braindino.metrics import knn_balanced_accuracy, logreg_balanced_accuracy
+from braindino.metrics.probe_cv import knn_cv_predictions, logreg_cv_predictions
 
 SEQUENCE_COLUMNS = {"file_T1": "T1", "file_T1c": "T1c", "file_T2": "T2", "file_FLAIR": "FLAIR"}
 VOLUME_TASKS = ("brats_sequence", "brain_age", "diagnosis")
@@ -347,3 +348,19 @@ class ProbeSet:
             task: score(self.features(backbone, task), labels, groups, folds=folds, **extra)
             for task, (_, labels, groups) in self.tasks.items()
         }
+
+    def predictions(
+        self, backbone: torch.nn.Module, k: int = 5, folds: int = 5, classifier: str = "logreg"
+    ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per task ``(labels, out-of-fold predictions, groups)`` of the probe that
+        :meth:`evaluate` scores (same folds), for per-subject intervals and paired tests."""
+        check_probe_options(classifier=classifier)
+        out = {}
+        for task, (_, labels, groups) in self.tasks.items():
+            x = self.features(backbone, task)
+            if classifier == "knn":
+                predicted = knn_cv_predictions(x, labels, groups, k=k, folds=folds)
+            else:
+                predicted = logreg_cv_predictions(x, labels, groups, folds=folds)
+            out[task] = (labels, predicted, groups)
+        return out

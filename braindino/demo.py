@@ -19,7 +19,6 @@ from pathlib import Path
 from braindino.cli import run_cli
 from braindino.tasks.synthetic import DEFAULT_SUBJECTS
 
-DEMO_SLICE_SIZE = 64  # px per slice side in the shards (the tiny config's model.img_size)
 DEMO_PROBE_SLICES = 8  # slices per volume in the final probe report
 DEMO_PROBE_TASKS = ("brain_age", "diagnosis")
 DEMO_TISSUE_SUBJECTS = 40  # synthetic heads of the dense tissue probe (half tested)
@@ -41,7 +40,7 @@ def build_cohort(subjects: int, seed: int) -> Path:
     return cohort
 
 
-def build_shards(out: Path, cohort: Path, workers: int, size: int = DEMO_SLICE_SIZE) -> Path:
+def build_shards(out: Path, cohort: Path, workers: int, size: int = 64) -> Path:
     """Prepare the cohort's healthy pretraining pool as slice shards of ``size`` px at 2 mm
     (resumable)."""
     from braindino.data.prepare import collect_inputs, load_prepare_config, prepare_shards
@@ -56,7 +55,8 @@ def build_shards(out: Path, cohort: Path, workers: int, size: int = DEMO_SLICE_S
 
 
 def pretrain_config(out: Path, shards: Path, cohort: Path, stage: int, epochs: int):
-    """The tiny config for stage 1, or tiny + stage2_gram continuing from stage 1."""
+    """The tiny config at the demo's slice size (``configs/pretrain/demo.yaml``) for stage 1,
+    or with stage2_gram continuing from stage 1."""
     from braindino.config import load_config
 
     dotlist = [
@@ -65,7 +65,7 @@ def pretrain_config(out: Path, shards: Path, cohort: Path, stage: int, epochs: i
         f"schedule.epochs={epochs}",
         f"probe.cohort={cohort}",
     ]
-    overrides = ["pretrain/tiny"]
+    overrides = ["pretrain/tiny", "pretrain/demo"]
     if stage == 2:
         overrides.append("pretrain/stage2_gram")
         dotlist += [
@@ -172,13 +172,13 @@ def main() -> int:
 
     _say("1/7 synthetic cohort")
     cohort = build_cohort(args.subjects, args.seed)
+    stage1 = pretrain_config(out, out / "shards", cohort, 1, args.stage1_epochs)
     _say("2/7 slice shards")
-    shards = build_shards(out, cohort, args.workers)
+    build_shards(out, cohort, args.workers, size=int(stage1.model.img_size))
     _say("3/7 stage 1 pretraining (DINO + iBOT + KoLeo)")
-    stage1 = pretrain_config(out, shards, cohort, 1, args.stage1_epochs)
     pretrain(stage1)
     _say("4/7 stage 2 pretraining (Gram anchoring)")
-    pretrain(pretrain_config(out, shards, cohort, 2, args.stage2_epochs))
+    pretrain(pretrain_config(out, out / "shards", cohort, 2, args.stage2_epochs))
     encoder = export_run(out / "runs" / "stage2", out / "encoder")
     print(f"exported encoder → {encoder}")
     _say("5/7 frozen probes: demo encoder vs its random twin")

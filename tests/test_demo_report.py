@@ -127,3 +127,14 @@ def test_dense_rows_and_the_report_lead_with_the_evidence(tmp_path):
     assert text.index("## Evidence") < text.index("## Pictures") < text.index("![PCA]")
     assert "| 0.800 [0.750, 0.850] | 0.900 [0.850, 0.950] | 0.100 [0.050, 0.150] |" in text
     assert "**no clear difference**: diagnosis." in text
+
+
+def test_demo_trains_at_its_configured_slice_size_in_both_stages(tmp_path):
+    from braindino.demo import pretrain_config
+
+    configs = [pretrain_config(tmp_path, tmp_path / "shards", tmp_path, s, 2) for s in (1, 2)]
+    for cfg in configs:
+        size = int(cfg.model.img_size)
+        assert int(cfg.augment.global_crops.size) == size  # the shards' slice size
+        assert int(cfg.augment.local_crops.size) % 16 == 0 and size % 16 == 0
+    assert configs[1].model.init_from == str(tmp_path / "runs" / "stage1")

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from braindino.downstream.run_folder import picture_lines
 from braindino.io.atomic import atomic_write
 from braindino.metrics import balanced_accuracy
 from braindino.metrics.bootstrap import bootstrap_ci
@@ -209,8 +210,7 @@ def write_demo_report(
         "## Pictures",
         "",
     ]
-    for caption, picture in pictures:
-        lines += [f"### {caption}", "", f"![{caption}]({picture})", ""]
+    lines += picture_lines(pictures)
     text = "\n".join(lines)
     atomic_write(path, lambda handle: handle.write(text), mode="w")
     return path

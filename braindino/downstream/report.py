@@ -19,6 +19,7 @@ from braindino.downstream.run_folder import (
     adapter_summary,
     encoders_line,
     format_ci,
+    picture_lines,
     run_summary,
     split_counts,
     summarise,
@@ -288,8 +289,7 @@ def write_report(
         "## Plots",
         "",
     ]
-    for caption, path in figures:
-        lines += [f"### {caption}", "", f"![{caption}]({path.relative_to(out).as_posix()})", ""]
+    lines += picture_lines((c, path.relative_to(out).as_posix()) for c, path in figures)
     lines += [
         "Files: metrics.json, predictions.csv, splits.csv, excluded.csv, config.yaml"
         + (", attention.csv" if attention is not None else ""),

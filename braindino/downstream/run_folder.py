@@ -154,3 +154,11 @@ def write_outputs(out: Path, metrics: dict[str, Any], report: list[str]) -> dict
     atomic_write(out / "metrics.json", lambda handle: handle.write(text), mode="w")
     atomic_write(out / "report.md", lambda handle: handle.write("\n".join(report)), mode="w")
     return metrics
+
+
+def picture_lines(pictures) -> list[str]:
+    """Markdown for each ``(caption, relative path)`` picture, under its own ``###`` heading."""
+    lines: list[str] = []
+    for caption, picture in pictures:
+        lines += [f"### {caption}", "", f"![{caption}]({picture})", ""]
+    return lines

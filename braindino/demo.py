@@ -178,7 +178,8 @@ def main() -> int:
     _say("3/7 stage 1 pretraining (DINO + iBOT + KoLeo)")
     pretrain(stage1)
     _say("4/7 stage 2 pretraining (Gram anchoring)")
-    pretrain(pretrain_config(out, out / "shards", cohort, 2, args.stage2_epochs))
+    stage2 = pretrain_config(out, out / "shards", cohort, 2, args.stage2_epochs)
+    pretrain(stage2)
     encoder = export_run(out / "runs" / "stage2", out / "encoder")
     print(f"exported encoder → {encoder}")
     _say("5/7 frozen probes: demo encoder vs its random twin")
@@ -203,7 +204,9 @@ def main() -> int:
 
     adni_metrics = json.loads((adni / "metrics.json").read_text(encoding="utf-8"))
     rows = dense_rows(analysis) + rows + classification_rows(adni_metrics)
-    iterations = 20 * (args.stage1_epochs + args.stage2_epochs)
+    iterations = sum(
+        int(c.schedule.epochs) * int(c.schedule.iters_per_epoch) for c in (stage1, stage2)
+    )
     report = demo_report(out, rows, encoder, stage1, iterations)
     print(report.read_text(encoding="utf-8").split("## Pictures")[0])
     print(f"\nreports: {report}, {out / 'analyze' / 'report.md'}, {adni / 'report.md'}")

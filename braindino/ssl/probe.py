@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from braindino.errors import ConfigError, DataError
-from braindino.metrics import knn_balanced_accuracy, logreg_balanced_accuracy
+from braindino.metrics import balanced_accuracy
 from braindino.metrics.probe_cv import knn_cv_predictions, logreg_cv_predictions
 
 SEQUENCE_COLUMNS = {"file_T1": "T1", "file_T1c": "T1c", "file_T2": "T2", "file_FLAIR": "FLAIR"}
@@ -341,12 +341,11 @@ class ProbeSet:
         self, backbone: torch.nn.Module, k: int = 5, folds: int = 5, classifier: str = "knn"
     ) -> dict[str, float]:
         """Balanced accuracy per task of a ``knn`` or ``logreg`` probe (subject-grouped CV)."""
-        check_probe_options(classifier=classifier)
-        score = {"knn": knn_balanced_accuracy, "logreg": logreg_balanced_accuracy}[classifier]
-        extra = {"k": k} if classifier == "knn" else {}
         return {
-            task: score(self.features(backbone, task), labels, groups, folds=folds, **extra)
-            for task, (_, labels, groups) in self.tasks.items()
+            task: balanced_accuracy(labels, predicted)
+            for task, (labels, predicted, _) in self.predictions(
+                backbone, k, folds, classifier
+            ).items()
         }
 
     def predictions(

@@ -54,6 +54,25 @@ def build_shards(out: Path, cohort: Path, workers: int, size: int = 64) -> Path:
     return out / "shards"
 
 
+def pool_shards(out: Path, seed: int, pool_subjects: int = 60) -> Path:
+    """A cohort of ``seed`` holding only the healthy pretraining pool (``pool_subjects``; the
+    generator's minimum of labelled subjects beside it) in ``out / "cohort"``, prepared as 64-px
+    shards (:func:`build_shards`): the pretraining data of the evidence protocols."""
+    from braindino.synth.generate import generate_cohort
+
+    cohort = out / "cohort"
+    generate_cohort(
+        cohort,
+        subjects={"ixi": 2},
+        seed=seed,
+        tasks=["ixi"],
+        pool_subjects=pool_subjects,
+        baseline=False,
+        progress=False,
+    )
+    return build_shards(out, cohort, workers=2)
+
+
 def pretrain_config(out: Path, shards: Path, cohort: Path, stage: int, epochs: int):
     """The tiny config at the demo's slice size (``configs/pretrain/demo.yaml``) for stage 1,
     or with stage2_gram continuing from stage 1."""

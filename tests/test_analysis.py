@@ -119,6 +119,24 @@ def test_paired_probe_difference_resamples_test_subjects_for_both_encoders(encod
         paired_probe_difference(first, other)
 
 
+def test_dense_scorer_records_each_encoder_and_picks_the_best_random_one(encoder):
+    from braindino.analysis.dense_scorer import DenseScorer, tissue_cases
+    from braindino.models import random_like
+
+    cases = tissue_cases(encoder, subjects=4, seed=0, slices=2)
+    assert [case.subject for case in cases] == ["tissue000", "tissue001", "tissue002", "tissue003"]
+    assert all(len(case.images) == 2 and case.images.shape == case.labels.shape for case in cases)
+    assert all(set(np.unique(case.labels)) <= {0, 1, 2, 3} for case in cases)
+    scorer = DenseScorer(cases, bootstrap=20)
+    encoders = {"random 1": encoder, "random 2": random_like(encoder, 2), "pretrained": encoder}
+    scores = {name: scorer(model, name)["dense"]["tissue"] for name, model in encoders.items()}
+    assert set(scorer.results) == set(encoders)
+    for name, result in scorer.results.items():
+        assert scores[name] == balanced_accuracy_score(result.y_true, result.y_pred)
+    best = max(("random 1", "random 2"), key=scores.get)
+    assert scorer.best_random() is scorer.results[best]
+
+
 def test_dense_probe_needs_two_subjects(encoder):
     with pytest.raises(BrainDinoError, match="at least 2 subjects"):
         dense_probe(encoder, _cases(1), ["left", "right"])

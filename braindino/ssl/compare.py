@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from braindino.ssl.probe import ProbeSet
 
-Scores = dict[str, dict[str, float]]  # classifier -> task -> balanced accuracy
+Scores = dict[str, dict[str, float]]  # classifier (or probe) -> task -> score
 
 
 @dataclass
@@ -119,17 +119,30 @@ def compare_with_random_init(
 ) -> Comparison:
     """Probe ``cfg``'s architecture at random init (one build per seed), train ``cfg`` to the
     end of its schedule, probe the EMA teacher, and return both with the run's monitors."""
+    return pretrain_and_compare(
+        cfg, lambda backbone, _: score_encoder(probes, backbone, classifiers, k), random_seeds
+    )
+
+
+def pretrain_and_compare(
+    cfg: DictConfig,
+    score: Callable[[torch.nn.Module, str], Scores],
+    random_seeds: Sequence[int] = (12345, 1),
+) -> Comparison:
+    """The comparison of :func:`compare_with_random_init` under any frozen-encoder ``score``
+    (e.g. a dense probe): ``score(backbone, name)`` returns ``{probe: {task: score}}`` for the
+    backbone ``name`` (``"random <seed>"`` for each random build, then ``"pretrained"`` for the
+    EMA teacher once ``cfg`` is trained to the end of its schedule)."""
     from braindino.ssl.trainer import Trainer
 
     random_init = {
-        seed: score_encoder(probes, random_init_backbone(cfg, seed), classifiers, k)
-        for seed in random_seeds
+        seed: score(random_init_backbone(cfg, seed), f"random {seed}") for seed in random_seeds
     }
     start = time.perf_counter()
     trainer = Trainer(cfg)
     trainer.fit()
     seconds = time.perf_counter() - start
-    pretrained = score_encoder(probes, trainer.meta.teacher.backbone, classifiers, k)
+    pretrained = score(trainer.meta.teacher.backbone, "pretrained")
     run_dir = Path(str(cfg.run.out))
     monitors = last_scalars(
         run_dir,

@@ -4,8 +4,9 @@
     python bench/attention_bench.py RUN ENC [--cohort COHORT]
 
 For every test subject of the run (main encoder, full labels, first seed) the slices are cut again
-exactly as the head saw them (``braindino.features.encoder_slices``: the encoder's preprocessing,
-``task.slices`` resampled along z), and per slice we measure
+exactly as the head saw them (``braindino.features.encoder_slices``: the encoder's preprocessing
+with the run's ``preprocess`` overrides, the run's ``task.slices`` resampled along z; both read
+from the run's ``config.yaml``), and per slice we measure
 
 * ``brain``: the fraction of the slice inside the head (voxels above the background level);
 * ``extent_change``: |d brain / d slice| — large where the brain's outline grows or shrinks;
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from omegaconf import OmegaConf
 from scipy.stats import spearmanr
 
 from braindino.features import encoder_slices
@@ -62,7 +64,9 @@ def main() -> None:
     args = parser.parse_args()
     run = Path(args.run)
     metrics = json.loads((run / "metrics.json").read_text())
-    task = load_task(metrics["task"])
+    config = OmegaConf.load(run / "config.yaml")  # the task as run (overrides applied)
+    task = config.task if "task" in config else load_task(metrics["task"])
+    preprocess = OmegaConf.to_container(config.run.preprocess) if "run" in config else None
     attention = pd.read_csv(run / "attention.csv", dtype={"subject": str})
     attention = attention[attention["encoder"] == "encoder"]
     attention = attention[attention["fraction"] == attention["fraction"].max()]
@@ -73,7 +77,9 @@ def main() -> None:
     slices = "all" if str(task.slices) == "all" else int(task.slices)
     correlations, ends, peaks = [], [], []
     for subject, weights in attention.groupby("subject"):
-        images, _, _ = encoder_slices(encoder, manifest.loc[subject, column], None, slices)
+        images, _, _ = encoder_slices(
+            encoder, manifest.loc[subject, column], preprocess or None, slices
+        )
         measures = slice_measures(images)
         w = weights.sort_values("slice")["weight"].to_numpy()
         correlations.append({k: spearmanr(w, measures[k]).statistic for k in measures})

@@ -1,7 +1,8 @@
 """Development runs for the dense tissue evidence claim (``bench/RESULTS.md``, "Protocol 7").
 
 Trains ``configs/pretrain/tiny.yaml`` (unchanged, 240 iterations) on the 60-subject healthy pool
-of a synthetic cohort of one seed, exactly as protocol 5 of ``tests/evidence`` does, then runs
+of a synthetic cohort of one seed (``braindino.demo.pool_shards``, as protocol 7 of
+``tests/evidence`` does; protocol 5's cohort also holds its probe subjects), then runs
 ``braindino.analysis.dense_probe`` on synthetic IXI-like tissue subjects of the same seed for
 the pretrained teacher and two random initialisations, under several probe settings, and prints
 one JSON line per setting (balanced accuracy of each encoder, gain over the best random one,

@@ -19,16 +19,20 @@ ratios are medians of the per-round ratios (step and floor timed in turn, one ro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import socket
 import statistics
 import time
 
 import torch
+import torch.distributed as dist
 
 from braindino.config import load_config
 from braindino.data.multicrop import MultiCropAugmentation
 from braindino.ssl.build import build_meta_arch, build_optimizer
 from braindino.ssl.param_groups import apply_schedule_values, clip_gradients
+from braindino.ssl.sharding import shard_student, unsharded
 
 
 def _sync(device: torch.device) -> None:
@@ -52,6 +56,20 @@ def _time_round_robin(figures: dict, device, warmup: int, runs: int) -> dict[str
             _sync(device)
             times[name].append(time.perf_counter() - start)
     return times
+
+
+def one_process_group(device: torch.device) -> None:
+    """A process group of this one process (NCCL on a GPU, gloo on the CPU), so that the trainer's
+    FSDP2 sharding runs without a launcher: it must at least run on one GPU."""
+    if dist.is_initialized():
+        return
+    with socket.socket() as sock:  # a free local port
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    if device.type == "cuda":
+        torch.cuda.set_device(device.index if device.index is not None else 0)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
 
 
 def make_batch(
@@ -92,6 +110,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument(
+        "--fsdp",
+        action="store_true",
+        help="shard the student with FSDP2 (the trainer's run.fsdp sharding) over a one-process "
+        "group; the EMA update runs on the gathered student, as in the trainer",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="also print the step's top operators (self time)"
     )
     parser.add_argument(
@@ -114,6 +138,8 @@ def main() -> None:
         "512,112,768); default: the augment config's 224 / 96, Gram at --gram-ratio",
     )
     args = parser.parse_args()
+    if args.fsdp and args.compile:
+        parser.error("--compile is not supported with --fsdp (nor is run.compile in the trainer)")
     sides = [int(v) for v in args.crops.split(",") if v]
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -132,12 +158,12 @@ def main() -> None:
     gram_size = sides[2] if len(sides) > 2 else None
     torch.manual_seed(0)
     meta = build_meta_arch(cfg).to(device)
+    if args.fsdp:  # the optimiser is built after sharding (the parameters are replaced)
+        one_process_group(device)
+        shard_student(meta.student, device)
     optimizer = build_optimizer(cfg, meta)
     apply_schedule_values(optimizer, 1e-4, 0.04)
     batch = make_batch(cfg, args.batch, device, source=max([256, *sides]))
-    if args.compile:
-        meta.student.backbone.compile_blocks()
-        meta.teacher.backbone.compile_blocks()
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
     student, teacher = meta.student.backbone, meta.teacher.backbone
 
@@ -171,28 +197,31 @@ def main() -> None:
         )
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        meta.update_teacher(0.996)
+        with unsharded(meta.student) if args.fsdp else contextlib.nullcontext():
+            meta.update_teacher(0.996)
 
     if args.profile:
         for _ in range(max(2, args.warmup)):  # steady state (allocator, caches) first
             full_step()
         with torch.profiler.profile() as prof:
             full_step()
-        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+            _sync(device)
+        key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        print(prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=70))
 
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
         full_step()
     step_flops = counter.get_total_flops()
+    if args.compile:  # after the FLOP count, which runs eagerly
+        meta.student.backbone.compile_blocks()
+        meta.teacher.backbone.compile_blocks()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    figures = {
-        "floor": floor,
-        "full_step": full_step,
-        "floor_wanted": lambda: floor(wanted_only=True),
-        "step_plain": lambda: full_step(fused=False),
-    }
+    figures = {"full_step": full_step, "step_plain": lambda: full_step(fused=False)}
+    if not args.fsdp:  # the bare backbones run outside the sharded root module's hooks
+        figures.update(floor=floor, floor_wanted=lambda: floor(wanted_only=True))
     if args.gram_ratio:  # stage 2: the Gram teacher on the student's crops vs at gram_ratio x
         meta.set_gram_teacher()
         source = max(256, *sides, gram_size or 0)
@@ -217,26 +246,36 @@ def main() -> None:
         "device": str(device),
         "threads": torch.get_num_threads(),
         "bf16": args.bf16,
+        "compile": args.compile,
+        "fsdp": args.fsdp,
         "prototypes": args.prototypes,
         "crops": [int(batch["global_crops"].shape[-1]), int(batch["local_crops"].shape[-1])]
         + ([gram_size] if gram_size else []),
-        "floor_s": round(median["floor"], 4),
         "step_s": round(median["full_step"], 4),
-        "ratio": round(median_ratio("floor"), 3),
-        "floor_wanted_s": round(median["floor_wanted"], 4),
-        "ratio_to_floor_wanted": round(median_ratio("floor_wanted"), 3),
         "images_per_s": round(images / median["full_step"], 2),
         "step_plain_s": round(median["step_plain"], 4),
         "plain_over_fused": round(median_ratio("full_step", "step_plain"), 3),
         **{f"{name}_s": round(median[name], 4) for name in median if name.startswith("step_gram")},
     }
+    if "floor" in median:
+        out["floor_s"] = round(median["floor"], 4)
+        out["ratio"] = round(median_ratio("floor"), 3)
+        out["floor_wanted_s"] = round(median["floor_wanted"], 4)
+        out["ratio_to_floor_wanted"] = round(median_ratio("floor_wanted"), 3)
     out["step_tflop"] = round(step_flops / 1e12, 3)
     out["achieved_tflops"] = round(step_flops / median["full_step"] / 1e12, 2)
     if args.peak_tflops:
         out["mfu"] = round(step_flops / median["full_step"] / (args.peak_tflops * 1e12), 3)
+    if args.compile:  # whether the blocks ran compiled: graphs made, frames compiled or not
+        from torch._dynamo.utils import counters
+
+        out["compiled_graphs"] = counters["stats"]["unique_graphs"]
+        out["dynamo_frames"] = dict(counters["frames"])
     if device.type == "cuda":
         out["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     print(json.dumps(out))
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

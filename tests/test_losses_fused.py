@@ -224,3 +224,20 @@ def test_the_gram_term_reads_the_higher_resolution_teacher_on_the_students_grid(
     del batch["gram_crops"]
     _, logs = meta.losses(batch, teacher_temp=0.05, gram_weight=1.0)
     torch.testing.assert_close(logs["loss/gram"], own, rtol=1e-10, atol=1e-12)
+
+
+def test_run_fused_auto_picks_the_faster_path_of_the_device_and_a_typo_is_one_error() -> None:
+    """``run.fused: auto`` (the default) trains the fused step on the CPU and the plain one on a
+    GPU (measured faster on each); true/false are taken as given; anything else names the key."""
+    from braindino.config import load_config
+    from braindino.errors import ConfigError
+    from braindino.ssl.build import build_meta_arch, fused_step
+
+    assert fused_step("auto", "cpu") is True and fused_step("auto", "cuda") is False
+    assert fused_step(True, "cuda") is True and fused_step(False, "cpu") is False
+    with pytest.raises(ConfigError, match=r"run\.fused must be true, false or auto"):
+        fused_step("fast", "cpu")
+    cfg = load_config("pretrain/default", dotlist=["model.arch=vit_micro_patch16_dinov3"])
+    assert cfg.run.fused == "auto"
+    assert build_meta_arch(cfg).fused is True  # where it will train: the CPU by default
+    assert build_meta_arch(cfg, "cuda").fused is False

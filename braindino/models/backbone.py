@@ -278,8 +278,12 @@ class MaskableViT(nn.Module):
         (``forward_features``, ``get_intermediate_layers``, the last block run on wanted tokens)
         and the state-dict keys as they are; ``torch.compile(backbone)`` would compile only
         ``forward`` and prefix every key with ``_orig_mod.``. ``compile_kwargs`` go to
-        ``torch.compile`` (e.g. ``mode``, ``backend``).
+        ``torch.compile`` (e.g. ``mode``, ``backend``). Shapes are static by default
+        (``dynamic=False``): training sees a few fixed crop shapes, each gets its own graph, and
+        torch 2.11's Inductor fails on the dynamic-batch block graph on CUDA (an assertion in its
+        coalescing analysis, seen on an H200; bench/RESULTS.md, "GPU check").
         """
+        compile_kwargs.setdefault("dynamic", False)
         for block in self.vit.blocks:
             block.compile(**compile_kwargs)
 

@@ -111,7 +111,7 @@ class Trainer:
     def _build(self) -> None:
         cfg = self.cfg
         torch.manual_seed(self.seed)  # identical initial weights on every rank
-        self.meta: SelfDistillation = build_meta_arch(cfg)
+        self.meta: SelfDistillation = build_meta_arch(cfg, self.acc.device.type)
         parameters = sum(p.numel() for p in self.meta.student.parameters())
         self._say(cpu_recipe_warning(cfg, parameters, self.acc.device.type, cpu_cores()))
         self.augment = crop_size_mixture(cfg)  # .for_step(i): iteration i's crop sizes

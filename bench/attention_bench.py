@@ -3,10 +3,10 @@
     python downstream/classify.py --task adni --encoder ENC --out RUN --head attention
     python bench/attention_bench.py RUN ENC [--cohort COHORT]
 
-For every test subject of the run (main encoder, full labels, first seed) the slices are cut again
-exactly as the head saw them (``braindino.features.encoder_slices``: the encoder's preprocessing
-with the run's ``preprocess`` overrides, the run's ``task.slices`` resampled along z; both read
-from the run's ``config.yaml``), and per slice we measure
+For every test subject of the run (main encoder, full labels, first seed or ``--seed``) the
+slices are cut again exactly as the head saw them (``braindino.features.encoder_slices``: the
+encoder's preprocessing with the run's ``preprocess`` overrides, the run's ``task.slices``
+resampled along z; both read from the run's ``config.yaml``), and per slice we measure
 
 * ``brain``: the fraction of the slice inside the head (voxels above the background level);
 * ``extent_change``: |d brain / d slice| — large where the brain's outline grows or shrinks;
@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("run", help="a classify/regress run folder with attention.csv")
     parser.add_argument("encoder", help="the run's encoder (export folder)")
     parser.add_argument("--cohort", default=None, help="synthetic cohort (default: the cached)")
+    parser.add_argument("--seed", type=int, default=None, help="the run's seed (default: first)")
     args = parser.parse_args()
     run = Path(args.run)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -70,7 +71,10 @@ def main() -> None:
     attention = pd.read_csv(run / "attention.csv", dtype={"subject": str})
     attention = attention[attention["encoder"] == "encoder"]
     attention = attention[attention["fraction"] == attention["fraction"].max()]
-    attention = attention[attention["seed"] == attention["seed"].min()]
+    seed = attention["seed"].min() if args.seed is None else args.seed
+    attention = attention[attention["seed"] == seed]
+    if attention.empty:
+        raise SystemExit(f"no attention weights for seed {seed} in {run / 'attention.csv'}")
     manifest = load_manifest(task, cohort=args.cohort).set_index("subject")
     column = image_columns(manifest.reset_index())[0]
     encoder = load_encoder(args.encoder)
@@ -88,6 +92,7 @@ def main() -> None:
         peaks.append(measures.iloc[int(np.argmax(w))].to_dict())
     result = {
         "run": str(run),
+        "seed": int(seed),
         "subjects": len(ends),
         "spearman_with_attention": pd.DataFrame(correlations).mean().round(3).to_dict(),
         "attention_in_end_tenths": round(float(np.mean(ends)), 3),

@@ -11,9 +11,13 @@ losses on materialised logits), timed in the same rounds, and ``plain_over_fused
 
     python bench/pretrain_bench.py --arch vit_small_patch16_dinov3 --batch 8 --runs 5
     python bench/pretrain_bench.py --device cuda --arch vit_base_patch16_dinov3 --batch 64 --bf16
+    python bench/pretrain_bench.py --device cuda --arch vit_large_patch16_dinov3 --bf16 --fsdp
 
 Prints one JSON line: medians over --runs rounds (after --warmup calls of each figure); the
-ratios are medians of the per-round ratios (step and floor timed in turn, one round each).
+ratios are medians of the per-round ratios (step and floor timed in turn, one round each). With
+``--fsdp`` the student is sharded (FSDP2) and the floor figures are left out: the bare backbones
+would run outside the sharded root module. With ``--compile`` the blocks are compiled after the
+FLOP count (which runs eagerly) and ``compiled_graphs`` says how many graphs were made.
 """
 
 from __future__ import annotations

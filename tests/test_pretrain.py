@@ -475,4 +475,6 @@ def test_a_gpu_recipe_started_on_the_cpu_is_warned_about(shards, tmp_path, capsy
     trainer.close()
     err = capsys.readouterr().err
     assert "warning: starting on the CPU with data.num_workers=2 on 1 CPU core(s)" in err
-    assert "data.num_workers=2 on 1" in (tmp_path / "run" / "log.txt").read_text(encoding="utf-8")
+    log = (tmp_path / "run" / "log.txt").read_text(encoding="utf-8")
+    assert "data.num_workers=2 on 1" in log
+    assert "step: the fused path (run.fused=auto, cpu)" in log  # what auto chose on the CPU

@@ -112,6 +112,8 @@ class Trainer:
         cfg = self.cfg
         torch.manual_seed(self.seed)  # identical initial weights on every rank
         self.meta: SelfDistillation = build_meta_arch(cfg, self.acc.device.type)
+        path = "fused" if self.meta.fused else "plain"  # what run.fused (auto) chose, for log.txt
+        self._notes.append(f"step: the {path} path (run.fused={cfg.run.fused}, {self.acc.device})")
         parameters = sum(p.numel() for p in self.meta.student.parameters())
         self._say(cpu_recipe_warning(cfg, parameters, self.acc.device.type, cpu_cores()))
         self.augment = crop_size_mixture(cfg)  # .for_step(i): iteration i's crop sizes

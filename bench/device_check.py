@@ -24,9 +24,9 @@ import json
 import sys
 
 import torch
+from pretrain_bench import bench_config, make_batch  # bench/ is on sys.path as a script
 from torch import nn
 
-from braindino.config import load_config
 from braindino.models import create_backbone
 from braindino.ssl.build import build_meta_arch, build_optimizer
 from braindino.ssl.param_groups import apply_schedule_values
@@ -106,24 +106,13 @@ def check_partial_block(arch: str, batch: int, size: int, device: torch.device) 
 
 
 def _meta(arch: str, prototypes: int, size: int, device: torch.device) -> tuple:
-    cfg = load_config(
-        "pretrain/default",
-        dotlist=[
-            f"model.arch={arch}",
-            "model.drop_path_rate=0.0",
-            f"heads.dino.out_dim={prototypes}",
-            f"heads.ibot.out_dim={prototypes}",
-            f"augment.global_crops.size={size}",
-            f"augment.local_crops.size={max(size * 3 // 7 // 16 * 16, 16)}",
-        ],
-    )
+    local = max(size * 3 // 7 // 16 * 16, 16)  # the recipe's 96 at 224, a multiple of 16
+    cfg = bench_config(arch, prototypes, size, local)
     torch.manual_seed(0)
     return cfg, build_meta_arch(cfg).to(device)
 
 
 def _batch(cfg, batch: int, device: torch.device, seed: int) -> dict:
-    from pretrain_bench import make_batch  # bench/ is on sys.path when run as a script
-
     torch.manual_seed(seed)
     return make_batch(cfg, batch, device, source=max(256, int(cfg.augment.global_crops.size)))
 

@@ -76,6 +76,24 @@ def one_process_group(device: torch.device) -> None:
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
 
 
+def bench_config(
+    arch: str, prototypes: int, global_size: int | None = None, local_size: int | None = None
+):
+    """The default pretraining config for ``arch`` with ``prototypes`` per head, no stochastic
+    depth, and the crop sides given (else the augment config's 224 / 96)."""
+    return load_config(
+        "pretrain/default",
+        dotlist=[
+            f"model.arch={arch}",
+            "model.drop_path_rate=0.0",
+            f"heads.dino.out_dim={prototypes}",
+            f"heads.ibot.out_dim={prototypes}",
+            *([f"augment.global_crops.size={global_size}"] if global_size else []),
+            *([f"augment.local_crops.size={local_size}"] if local_size else []),
+        ],
+    )
+
+
 def make_batch(
     cfg,
     batch: int,
@@ -148,17 +166,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    cfg = load_config(
-        "pretrain/default",
-        dotlist=[
-            f"model.arch={args.arch}",
-            "model.drop_path_rate=0.0",
-            f"heads.dino.out_dim={args.prototypes}",
-            f"heads.ibot.out_dim={args.prototypes}",
-            *([f"augment.global_crops.size={sides[0]}"] if sides else []),
-            *([f"augment.local_crops.size={sides[1]}"] if len(sides) > 1 else []),
-        ],
-    )
+    cfg = bench_config(args.arch, args.prototypes, *sides[:2])
     gram_size = sides[2] if len(sides) > 2 else None
     torch.manual_seed(0)
     meta = build_meta_arch(cfg).to(device)

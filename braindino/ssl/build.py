@@ -73,9 +73,10 @@ def build_meta_arch(cfg: DictConfig, device_type: str = "cpu") -> SelfDistillati
     """Student (backbone + DINO head + iBOT head), its EMA teacher, and the loss weights; with
     ``distill.enabled`` also the frozen distillation teacher that gives the targets.
     ``device_type`` (where it will train) resolves ``run.fused: auto``."""
+    fused = fused_step(cfg.run.fused, device_type)  # a bad value fails before the build
     student = build_student(cfg)
     weights = LossWeights.from_mapping(cfg.loss)
-    meta = SelfDistillation(student, weights, fused=fused_step(cfg.run.fused, device_type))
+    meta = SelfDistillation(student, weights, fused=fused)
     if cfg.model.init_from:
         state = load_checkpoint(resolve_checkpoint(cfg.model.init_from, "model.init_from"))
         meta.student.load_state_dict(state["student"])

@@ -222,15 +222,20 @@ def _csv_manifest(adni: Path, folder: Path, extra: dict) -> Path:
     return path
 
 
+def _run_full_labels(script, task, manifest, out, cache, primary):
+    """Run ``script`` with every training label; the one result and the predictions table."""
+    assert main(script, args(task, manifest, out, cache, "--label-fraction", "1")) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["primary_metric"] == primary
+    (result,) = metrics["results"]
+    return result, pd.read_csv(out / "predictions.csv")
+
+
 def test_regress_reports_mae_matching_the_predictions(adni, cache, tmp_path):
     ages = np.linspace(40, 85, 15)
     manifest = _csv_manifest(adni, tmp_path, {"target": ages})
     out = tmp_path / "age"
-    assert main("regress", args("brain_age", manifest, out, cache, "--label-fraction", "1")) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["primary_metric"] == "mae"
-    (result,) = metrics["results"]
-    predictions = pd.read_csv(out / "predictions.csv")
+    result, predictions = _run_full_labels("regress", "brain_age", manifest, out, cache, "mae")
     expected = mean_absolute_error(predictions["target"], predictions["prediction"])
     assert result["metrics"]["mae"]["value"] == pytest.approx(expected, rel=1e-9)
     assert {"rmse", "r2", "pearson_r"} <= set(result["metrics"])
@@ -243,11 +248,7 @@ def test_survival_reports_c_index_matching_lifelines(adni, cache, tmp_path):
     event = np.array([1, 0, 1] * 5)
     manifest = _csv_manifest(adni, tmp_path, {"time": time, "event": event})
     out = tmp_path / "cox"
-    assert main("survival", args("upenn_cox", manifest, out, cache, "--label-fraction", "1")) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["primary_metric"] == "c_index"
-    (result,) = metrics["results"]
-    predictions = pd.read_csv(out / "predictions.csv")
+    result, predictions = _run_full_labels("survival", "upenn_cox", manifest, out, cache, "c_index")
     expected = lifelines_cindex(predictions["time"], -predictions["risk"], predictions["event"])
     assert result["metrics"]["c_index"]["value"] == pytest.approx(expected, abs=1e-9)
     assert "logrank_p" in result["metrics"]

@@ -19,7 +19,7 @@ from braindino.downstream.segmentation import (
 from braindino.downstream.segmentation.augment import augment_batch
 from braindino.downstream.segmentation.cases import CaseSlices, prepare_case
 from braindino.downstream.segmentation.slice_batches import SliceSampler
-from braindino.errors import BrainDinoError, ConfigError, DataError
+from braindino.errors import ConfigError, DataError
 from braindino.metrics import dice, hd95
 from braindino.models import load_encoder
 from braindino.tasks import load_task
@@ -193,7 +193,7 @@ def test_foreground_oversampling_draws_the_asked_share_of_labelled_slices() -> N
         sampler = SliceSampler([_case(labels)], fraction)
         hits = sum(int(sampler.draw(64, rng)[1].amax(dim=(1, 2)).gt(0).sum()) for _ in range(40))
         assert hits / (64 * 40) == pytest.approx(expected, abs=0.03)
-    with pytest.raises(BrainDinoError, match="foreground_fraction"):
+    with pytest.raises(ValueError, match="foreground_fraction"):
         SliceSampler([_case(labels)], 1.5)
 
 

@@ -9,7 +9,7 @@ the adapters train together through ``fit_head``; the validation-selected epoch 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from braindino.downstream.samples import same_slice_counts
+from braindino.downstream.samples import row_stacks
 from braindino.features import encoder_slices, forward_slice_features
 from braindino.models import adapter_counts, adapter_parameters, add_lora, set_adapter_dropout
 from braindino.tasks import image_columns
@@ -53,15 +53,12 @@ def manifest_slices(
 
     columns = image_columns(manifest)
     paths = list(dict.fromkeys(str(p) for col in columns for p in manifest[col]))
-    stacks = {}
+    per_path = {}
     for path in tqdm(paths, desc="slices", unit="vol", disable=not progress, dynamic_ncols=True):
         images, z, _ = encoder_slices(encoder, path, preprocess, slices)
-        stacks[path] = (images, z.astype(np.float32))
-    images, positions = [], []
-    for _, row in manifest.iterrows():
-        per_image = same_slice_counts(row, columns, [stacks[str(row[c])][0] for c in columns])
-        images.append(np.stack(per_image))
-        positions.append(stacks[str(row[columns[0]])][1])
+        per_path[path] = (images, z.astype(np.float32))
+    stacks, positions = row_stacks(manifest, per_path)
+    images = [np.stack(s) for s in stacks]
     was_training = encoder.training
     encoder.eval()
     try:
@@ -146,11 +143,17 @@ class AdaptedEncoderHead(nn.Module):
         ]
 
     def counts(self) -> dict[str, Any]:
-        """Trainable parameters: ``adapter``, ``head``, ``trainable`` (their sum), the
-        encoder's own ``encoder`` parameters and ``adapter_percent`` of them."""
-        counts = adapter_counts(self.encoder)
-        head = sum(p.numel() for p in self.head.parameters() if p.requires_grad)
-        return {**counts, "head": head, "trainable": counts["adapter"] + head}
+        """Trainable parameters (:func:`trainable_counts`)."""
+        return trainable_counts(self.encoder, self.head.parameters())
+
+
+def trainable_counts(encoder: nn.Module, head: Iterable[nn.Parameter]) -> dict[str, Any]:
+    """Trainable parameters of an adapted model: ``adapter``, ``head`` (the trainable ones of
+    ``head``), ``trainable`` (their sum), the encoder's own ``encoder`` parameters and
+    ``adapter_percent`` of them."""
+    counts = adapter_counts(encoder)
+    own = sum(p.numel() for p in head if p.requires_grad)
+    return {**counts, "head": own, "trainable": counts["adapter"] + own}
 
 
 def adapted_model(

@@ -27,15 +27,6 @@ EXAMPLES = {
     "knn": "knn",
     "segment": "brats2021",
 }
-SEGMENT_NUMBERS = (
-    "width",
-    "epochs",
-    "batch_size",
-    "lr",
-    "encoder_lr",
-    "foreground_fraction",
-    "patience",
-)
 LORA_NUMBERS = ("lora_rank", "lora_alpha", "lora_dropout", "adapter_lr")
 SEGMENTATION_TASKS = (
     "brats2021, brats2023_gli, brats2023_men, brats2023_met, brats2024_goat, atlas_lesion"
@@ -170,12 +161,12 @@ def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--blocks", help="encoder blocks for the decoder, e.g. 2,5,8,11 (default 4 evenly spaced)"
     )
-    seg = {name: default_of(SegmentOptions, name) for name in SEGMENT_NUMBERS}
-    parser.add_argument("--width", type=int, help=f"decoder width (default {seg['width']})")
-    parser.add_argument("--epochs", type=int, help=f"max epochs (default {seg['epochs']})")
+    seg = SegmentOptions(task="")  # the defaults
+    parser.add_argument("--width", type=int, help=f"decoder width (default {seg.width})")
+    parser.add_argument("--epochs", type=int, help=f"max epochs (default {seg.epochs})")
     parser.add_argument("--steps-per-epoch", type=int, help="default: training slices / batch")
-    parser.add_argument("--batch-size", type=int, help=f"slices per step ({seg['batch_size']})")
-    parser.add_argument("--lr", type=float, help=f"head learning rate ({seg['lr']:g})")
+    parser.add_argument("--batch-size", type=int, help=f"slices per step ({seg.batch_size})")
+    parser.add_argument("--lr", type=float, help=f"head learning rate ({seg.lr:g})")
     parser.add_argument(
         "--unfreeze-encoder",
         action="store_true",
@@ -184,15 +175,15 @@ def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--encoder-lr",
         type=float,
-        help=f"encoder learning rate with --unfreeze-encoder ({seg['encoder_lr']:g})",
+        help=f"encoder learning rate with --unfreeze-encoder ({seg.encoder_lr:g})",
     )
     parser.add_argument(
         "--foreground-fraction",
         type=float,
-        help=f"share of batch slices drawn from labelled slices ({seg['foreground_fraction']})",
+        help=f"share of batch slices drawn from labelled slices ({seg.foreground_fraction})",
     )
     parser.add_argument("--no-augment", action="store_true", help="switch augmentation off")
-    parser.add_argument("--patience", type=int, help=f"early-stop epochs ({seg['patience']})")
+    parser.add_argument("--patience", type=int, help=f"early-stop epochs ({seg.patience})")
     parser.add_argument(
         "--no-predictions",
         action="store_true",
@@ -235,39 +226,23 @@ def build_parser(script: str) -> argparse.ArgumentParser:
 def parse_options(script: str, argv: Sequence[str] | None = None) -> RunOptions | SegmentOptions:
     """``RunOptions`` (or, for ``segment``, ``SegmentOptions``) from command-line arguments."""
     args = build_parser(script).parse_args(argv)
-    shared = dict(
-        task=args.task,
-        encoder=args.encoder,
-        data_root=args.data_root,
-        out=args.out,
+    kind = SegmentOptions if script == "segment" else RunOptions
+    chosen = {f.name: getattr(args, f.name) for f in fields(kind) if hasattr(args, f.name)}
+    chosen.update(  # the flags that are not an option field as they are
         label_fractions=list_values(args.label_fraction, float, "--label-fraction") or None,
         seeds=list_values(args.seeds, int, "--seeds") or None,
         compare=list_values(args.compare, str, "--compare"),
-        bootstrap=args.bootstrap,
         overrides=list(args.set),
         preprocess=key_values(args.preprocess, "--preprocess"),
-        cache=args.cache,
         progress=not args.quiet,
         lora_targets=list_values(args.lora_targets, str, "--lora-targets") or None,
-        **{name: getattr(args, name) for name in ("adapter", *LORA_NUMBERS)},
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
     )
     if script != "segment":
-        chosen = dict(shared, script=script, head=args.head, feature=args.feature)
-        return RunOptions(**given(chosen))
-    chosen = dict(
-        shared,
+        return RunOptions(**given(dict(chosen, script=script)))
+    chosen.update(
         heads=list_values(args.head, str, "--head") or None,
         blocks=list_values([args.blocks] if args.blocks else None, int, "--blocks") or None,
-        width=args.width,
-        steps_per_epoch=args.steps_per_epoch,
-        unfreeze_encoder=args.unfreeze_encoder,
-        encoder_lr=args.encoder_lr,
-        foreground_fraction=args.foreground_fraction,
         augment=not args.no_augment,
-        patience=args.patience,
         save_predictions=not args.no_predictions,
     )
     return SegmentOptions(**given(chosen))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,12 +66,7 @@ class ProtocolOptions:
 
     def check_adapter(self) -> None:
         """One-line errors for an unknown ``--adapter`` and bad LoRA settings."""
-        if self.adapter not in ADAPTERS:
-            raise ConfigError(
-                f"unknown adapter {self.adapter!r}",
-                path="--adapter",
-                fix=f"use one of {', '.join(ADAPTERS)}",
-            )
+        check_choice(self.adapter, ADAPTERS, "adapter", "--adapter")
         if self.adapter == "lora":
             check_lora_settings(
                 self.lora_rank, self.lora_alpha, self.lora_dropout, self.lora_targets
@@ -83,15 +79,27 @@ class ProtocolOptions:
                 )
 
     def check_numbers(self, **positive: Any) -> None:
-        """One-line errors for the seeds, label fractions, ``--epochs``, ``--batch-size``,
-        ``--bootstrap`` and the ``positive`` flags (``name=value``, integers >= 1)."""
+        """One-line errors for the numbers every downstream run takes: at least one seed, label
+        fractions in (0, 1], and ``--epochs``, ``--batch-size``, ``--bootstrap`` and the
+        ``positive`` flags (``name=value``) integers >= 1."""
+        if not self.seeds:
+            raise ConfigError("no seeds given", path="--seeds", fix="pass e.g. --seeds 0,1,2")
         flags = {
             "--epochs": getattr(self, "epochs", 1),
             "--batch-size": getattr(self, "batch_size", 1),
+            "--bootstrap": self.bootstrap,
+            **{f"--{name}": value for name, value in positive.items()},
         }
-        flags["--bootstrap"] = self.bootstrap
-        flags.update({f"--{name}": value for name, value in positive.items()})
-        check_run_numbers(self.seeds, self.label_fractions, flags)
+        for name, value in flags.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"must be >= 1, got {value!r}", path=name, fix="pass e.g. 16")
+        for fraction in self.label_fractions or []:
+            if not 0 < float(fraction) <= 1:
+                raise ConfigError(
+                    f"label fraction {fraction} is not in (0, 1]",
+                    path="--label-fraction",
+                    fix="use e.g. 0.01,0.1,1.0",
+                )
 
 
 @dataclass
@@ -108,19 +116,8 @@ class RunOptions(ProtocolOptions):
     patience: int | None = 10
 
     def __post_init__(self) -> None:
-        volume_scripts = [s for s in SCRIPTS if s != "segment"]
-        if self.script not in volume_scripts:
-            raise ConfigError(
-                f"unknown script {self.script!r}",
-                path="script",
-                fix=f"use one of {', '.join(volume_scripts)}",
-            )
-        if self.feature not in FEATURES:
-            raise ConfigError(
-                f"unknown feature {self.feature!r}",
-                path="--feature",
-                fix=f"use one of {', '.join(FEATURES)}",
-            )
+        check_choice(self.script, [s for s in SCRIPTS if s != "segment"], "script", "script")
+        check_choice(self.feature, FEATURES, "feature", "--feature")
         self.check_numbers()
         self.check_adapter()
 
@@ -172,23 +169,12 @@ class SegmentOptions(ProtocolOptions):
             )
 
 
-def check_run_numbers(
-    seeds: list[int], label_fractions: list[float] | None, positive: dict[str, Any]
-) -> None:
-    """One-line errors for the numbers every downstream run takes: at least one seed, label
-    fractions in (0, 1], and the ``positive`` options (flag -> value) integers >= 1."""
-    if not seeds:
-        raise ConfigError("no seeds given", path="--seeds", fix="pass e.g. --seeds 0,1,2")
-    for name, value in positive.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"must be >= 1, got {value!r}", path=name, fix="pass e.g. 16")
-    for fraction in label_fractions or []:
-        if not 0 < float(fraction) <= 1:
-            raise ConfigError(
-                f"label fraction {fraction} is not in (0, 1]",
-                path="--label-fraction",
-                fix="use e.g. 0.01,0.1,1.0",
-            )
+def check_choice(value: str, choices: Sequence[str], what: str, path: str) -> None:
+    """A one-line error (at ``path``, naming the choices) unless ``value`` is in ``choices``."""
+    if value not in choices:
+        raise ConfigError(
+            f"unknown {what} {value!r}", path=path, fix=f"use one of {', '.join(choices)}"
+        )
 
 
 def default_encoder() -> str:

@@ -18,10 +18,10 @@ from sklearn.metrics import confusion_matrix, roc_curve
 from braindino.metrics import KaplanMeierSplit
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, dpi: int = 100, rect: tuple | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.tight_layout(rect=rect)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -153,6 +153,7 @@ def plot_overlay(
     z = overlay_slice(truth, predicted)
     show = lambda a: np.rot90(a[:, :, z])  # noqa: E731 - rows: A -> up, columns: R -> right
     colours = ListedColormap(COLOURS[: max(1, len(values))])
+    overlay = {"cmap": colours, "vmin": 0, "vmax": max(1, len(values)) - 1, "alpha": 0.55}
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
     for ax, (name, labels) in zip(
         axes, (("input", None), ("truth", truth), ("prediction", predicted))
@@ -163,14 +164,7 @@ def plot_overlay(
             for i, v in enumerate(values):
                 index[labels == v] = i + 1
             shown = np.ma.masked_equal(show(index), 0)
-            ax.imshow(
-                shown - 1,
-                cmap=colours,
-                vmin=0,
-                vmax=max(1, len(values)) - 1,
-                alpha=0.55,
-                interpolation="nearest",
-            )
+            ax.imshow(shown - 1, interpolation="nearest", **overlay)
         ax.set_title(f"{name} (z={z})", fontsize=9)
         ax.axis("off")
     handles = [
@@ -179,8 +173,4 @@ def plot_overlay(
     ]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=90, rect=(0, 0.06, 1, 1))

@@ -107,9 +107,7 @@ def load_compare_encoder(spec: str, reference: MaskableViT | None) -> MaskableVi
     architecture and init arguments), ``natural`` timm's natural-image ViT-S/16."""
     if spec == "random" and reference is not None:
         return random_like(reference)
-    if spec == "natural":
-        return load_encoder(NATURAL_IMAGE)
-    return load_encoder(spec)
+    return load_encoder(NATURAL_IMAGE if spec == "natural" else spec)
 
 
 def run_protocol(kind: ModelKind, task: DictConfig) -> dict[str, Any]:

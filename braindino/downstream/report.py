@@ -18,9 +18,10 @@ from braindino.downstream.run_folder import (
     adapter_lines,
     adapter_summary,
     encoders_line,
-    format_ci,
     picture_lines,
+    results_table,
     run_summary,
+    showcase,
     split_counts,
     summarise,
     summary_table,
@@ -30,28 +31,13 @@ from braindino.downstream.target_kinds import TargetKind
 from braindino.heads import describe_head
 from braindino.tasks import DropLog
 
-
-def _results_table(results: list[dict]) -> list[str]:
-    names = list(dict.fromkeys(n for r in results for n in r["metrics"]))
-    lines = [
-        "| encoder | labels | seed | n train | " + " | ".join(names) + " |",
-        "|---|---|---|---|" + "---|" * len(names),
-    ]
-    for r in results:
-        cells = [format_ci(r["metrics"][n]) if n in r["metrics"] else "" for n in names]
-        lines.append(
-            f"| {r['encoder']} | {r['fraction']:g} | {r['seed']} | {r['n_train']} | "
-            + " | ".join(cells)
-            + " |"
-        )
-    return lines
-
-
-def _showcase(predictions: pd.DataFrame, encoder: str) -> pd.DataFrame:
-    """The test predictions of one encoder's run at the largest fraction, first seed."""
-    part = predictions[predictions["encoder"] == encoder]
-    part = part[part["fraction"] == part["fraction"].max()]
-    return part[part["seed"] == part["seed"].min()]
+PLOTS = {  # file prefix: (caption, title) of each per-encoder plot
+    "roc": ("ROC", "ROC"),
+    "confusion": ("Confusion matrix", "confusion"),
+    "scatter": ("Predicted vs true", "predicted vs true"),
+    "km": ("Kaplan–Meier by median risk", "Kaplan–Meier"),
+    "attention": ("Attention over slices", "slice attention"),
+}
 
 
 def make_plots(
@@ -65,88 +51,38 @@ def make_plots(
     """Every plot that applies to the task; ``[(caption, path)]``."""
     folder = out / "plots"
     made: list[tuple[str, Path]] = []
-    encoders = list(dict.fromkeys(predictions["encoder"]))
     if knn:
         ks = summary[summary["metric"].str.startswith("knn_accuracy@")].copy()
         ks = ks[ks["fraction"] == ks["fraction"].max()]
         ks["k"] = ks["metric"].str.split("@").str[1].astype(int)
-        made.append(("k-NN accuracy against k", plots.plot_knn(ks, folder / "knn.png", "k-NN")))
-        return made
-    for encoder in encoders:
-        frame = _showcase(predictions, encoder)
+        return [("k-NN accuracy against k", plots.plot_knn(ks, folder / "knn.png", "k-NN"))]
+    for encoder in dict.fromkeys(predictions["encoder"]):
+        frame = showcase(predictions[predictions["encoder"] == encoder])
         tag = f"{encoder} (labels {frame['fraction'].iloc[0]:g}, seed {frame['seed'].iloc[0]})"
+        drawn: dict[str, tuple] = {}  # file prefix (PLOTS) -> (plot function, its data)
         if target.target == "class":
-            made.append(
-                (
-                    f"ROC, {tag}",
-                    plots.plot_roc(
-                        frame, target.classes, folder / f"roc_{encoder}.png", f"ROC: {encoder}"
-                    ),
-                )
-            )
-            made.append(
-                (
-                    f"Confusion matrix, {tag}",
-                    plots.plot_confusion(
-                        frame,
-                        target.classes,
-                        folder / f"confusion_{encoder}.png",
-                        f"confusion: {encoder}",
-                    ),
-                )
-            )
+            drawn["roc"] = (plots.plot_roc, frame, target.classes)
+            drawn["confusion"] = (plots.plot_confusion, frame, target.classes)
         elif target.target == "regression":
-            made.append(
-                (
-                    f"Predicted vs true, {tag}",
-                    plots.plot_scatter(
-                        frame, folder / f"scatter_{encoder}.png", f"predicted vs true: {encoder}"
-                    ),
-                )
-            )
-        else:
-            split = target.km_split(frame, frame)
-            if split is not None:
-                made.append(
-                    (
-                        f"Kaplan–Meier by median risk, {tag}",
-                        plots.plot_kaplan_meier(
-                            split, folder / f"km_{encoder}.png", f"Kaplan–Meier: {encoder}"
-                        ),
-                    )
-                )
-        if attention is not None:
-            part = attention[attention["encoder"] == encoder]
-            part = part[
-                (part["fraction"] == part["fraction"].max()) & (part["seed"] == part["seed"].min())
-            ]
-            if len(part):
-                labels = predictions.set_index("subject")
-                group = labels["label"] if "label" in labels.columns else None
-                part = part.assign(
-                    group=part["subject"].map(group.groupby(level=0).first())
-                    if group is not None
-                    else "all"
-                )
-                made.append(
-                    (
-                        f"Attention over slices, {tag}",
-                        plots.plot_attention(
-                            part, folder / f"attention_{encoder}.png", f"slice attention: {encoder}"
-                        ),
-                    )
-                )
+            drawn["scatter"] = (plots.plot_scatter, frame)
+        elif (split := target.km_split(frame, frame)) is not None:
+            drawn["km"] = (plots.plot_kaplan_meier, split)
+        part = None if attention is None else showcase(attention[attention["encoder"] == encoder])
+        if part is not None and len(part):
+            group: Any = "all"
+            if "label" in predictions.columns:
+                group = part["subject"].map(predictions.groupby("subject")["label"].first())
+            drawn["attention"] = (plots.plot_attention, part.assign(group=group))
+        for name, (plot, *data) in drawn.items():
+            caption, title = PLOTS[name]
+            path = plot(*data, folder / f"{name}_{encoder}.png", f"{title}: {encoder}")
+            made.append((f"{caption}, {tag}", path))
     primary = target.metric_names()[0]
     curve = summary[summary["metric"] == primary]
-    made.append(
-        (
-            "Label scarcity",
-            plots.plot_label_scarcity(
-                curve, primary, folder / "label_scarcity.png", f"{primary} vs labels"
-            ),
-        )
+    path = plots.plot_label_scarcity(
+        curve, primary, folder / "label_scarcity.png", f"{primary} vs labels"
     )
-    return made
+    return [*made, ("Label scarcity", path)]
 
 
 def say_data(manifest: pd.DataFrame, progress: bool) -> None:
@@ -283,7 +219,7 @@ def write_report(
         "",
         "## Every trained head",
         "",
-        *_results_table(results),
+        *results_table(results, ["encoder", "fraction", "seed", "n_train"]),
         "",
         *paired_lines(paired),
         "## Plots",

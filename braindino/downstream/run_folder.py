@@ -73,6 +73,32 @@ def summary_table(summary: pd.DataFrame, keys: list[str]) -> list[str]:
     return lines
 
 
+def results_table(results: list[dict], keys: list[str]) -> list[str]:
+    """Markdown rows of every trained head: the result ``keys`` (``fraction`` shown as *labels*,
+    ``best_epoch`` read from the history), then every metric with its interval."""
+    names = list(dict.fromkeys(n for r in results for n in r["metrics"]))
+    heads = ["labels" if k == "fraction" else k.replace("_", " ") for k in keys]
+    lines = [
+        "| " + " | ".join(heads) + " | " + " | ".join(names) + " |",
+        "|" + "---|" * (len(keys) + len(names)),
+    ]
+    for r in results:
+        shown = {**r, "fraction": f"{r['fraction']:g}"}
+        if "best_epoch" in keys:
+            shown["best_epoch"] = r["history"]["best_epoch"]
+        cells = [format_ci(r["metrics"][n]) if n in r["metrics"] else "" for n in names]
+        lines.append(
+            "| " + " | ".join(str(shown[k]) for k in keys) + " | " + " | ".join(cells) + " |"
+        )
+    return lines
+
+
+def showcase(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the largest label fraction and first seed: the run a report draws."""
+    rows = rows[rows["fraction"] == rows["fraction"].max()]
+    return rows[rows["seed"] == rows["seed"].min()]
+
+
 def split_counts(manifest: pd.DataFrame) -> dict[str, int]:
     """Subjects per split (``train``, ``val``, ``test``) of a split manifest."""
     splits = manifest["split"].to_numpy()

@@ -13,7 +13,7 @@ from torch import nn
 
 from braindino.errors import DataError
 from braindino.features import FeatureCache, pick_features
-from braindino.heads import HeadData, pad_slices
+from braindino.heads import HeadData
 from braindino.tasks import SPLITS, image_columns
 
 
@@ -30,17 +30,26 @@ class SampleFeatures:
         return int(self.features[0].shape[1])
 
 
-def same_slice_counts(row: pd.Series, columns: list[str], arrays: list[np.ndarray]):
-    """``arrays`` (one per image column of manifest ``row``) when they have the same number of
-    slices; else one DataError naming the subject and the fix."""
-    counts = {a.shape[0] for a in arrays}
-    if len(counts) > 1:
-        raise DataError(
-            f"the images of subject {row['subject']} give different slice counts {counts}",
-            path=str(row[columns[0]]),
-            fix="set a fixed slice count (task option slices=128)",
-        )
-    return arrays
+def row_stacks(
+    manifest: pd.DataFrame, per_path: Mapping[str, tuple[np.ndarray, np.ndarray]]
+) -> tuple[list[list[np.ndarray]], list[np.ndarray]]:
+    """Per manifest row, from ``per_path`` (image path -> (per-slice array, z)): the arrays of
+    its images, which must have the same number of slices (else one DataError naming the
+    subject and the fix), and the first image's z."""
+    columns = image_columns(manifest)
+    stacks, positions = [], []
+    for _, row in manifest.iterrows():
+        arrays = [per_path[str(row[c])][0] for c in columns]
+        counts = {a.shape[0] for a in arrays}
+        if len(counts) > 1:
+            raise DataError(
+                f"the images of subject {row['subject']} give different slice counts {counts}",
+                path=str(row[columns[0]]),
+                fix="set a fixed slice count (task option slices=128)",
+            )
+        stacks.append(arrays)
+        positions.append(per_path[str(row[columns[0]])][1])
+    return stacks, positions
 
 
 def manifest_features(
@@ -54,20 +63,16 @@ def manifest_features(
 ) -> SampleFeatures:
     """Features of every manifest row; several images per sample are joined along the feature
     axis (they must have the same slice count, e.g. a fixed ``slices``)."""
-    columns = image_columns(manifest)
-    paths = [str(p) for col in columns for p in manifest[col]]
+    paths = [str(p) for col in image_columns(manifest) for p in manifest[col]]
     entries = cache.encode_many(
         encoder, paths, preprocess=preprocess, slices=slices, progress=progress
     )
-    features, positions = [], []
-    for _, row in manifest.iterrows():
-        paths = [str(row[c]) for c in columns]
-        per_image = same_slice_counts(
-            row, columns, [pick_features(entries[p], feature, p) for p in paths]
-        )
-        features.append(np.concatenate(per_image, axis=1))
-        positions.append(np.asarray(entries[str(row[columns[0]])]["z"], np.float32))
-    return SampleFeatures(features, positions)
+    per_path = {
+        p: (pick_features(e, feature, p), np.asarray(e["z"], np.float32))
+        for p, e in entries.items()
+    }
+    stacks, positions = row_stacks(manifest, per_path)
+    return SampleFeatures([np.concatenate(s, axis=1) for s in stacks], positions)
 
 
 def split_rows(manifest: pd.DataFrame, target: str | None = None) -> dict[str, np.ndarray]:
@@ -111,8 +116,7 @@ def _split_error(message: str, manifest: pd.DataFrame) -> DataError:
 
 def head_data(samples: SampleFeatures, rows: np.ndarray, targets: torch.Tensor) -> HeadData:
     """HeadData of the manifest rows ``rows`` (targets already selected for these rows)."""
-    features, mask = pad_slices([samples.features[i] for i in rows])
-    return HeadData(features.float(), targets, mask if bool(mask.any()) else None)
+    return HeadData.from_slices([samples.features[i] for i in rows], targets)
 
 
 def pooled(samples: SampleFeatures, rows: np.ndarray) -> np.ndarray:

@@ -27,15 +27,13 @@ def softmax(logits: torch.Tensor) -> np.ndarray:
 def metric_with_ci(name: str, args: tuple, n: int, seed: int) -> dict[str, float]:
     """``{"value", "low", "high"}`` of metric ``name`` on ``args``; NaN where undefined."""
     fn = get_metric(name)
-    if name in NO_CI:
-        try:
-            return {"value": float(fn(*args)), "low": math.nan, "high": math.nan}
-        except BrainDinoError:
-            return {"value": math.nan, "low": math.nan, "high": math.nan}
     try:
-        value, low, high = bootstrap_ci(fn, *args, n=n, seed=seed)
+        if name in NO_CI:
+            value, low, high = float(fn(*args)), math.nan, math.nan
+        else:
+            value, low, high = bootstrap_ci(fn, *args, n=n, seed=seed)
     except BrainDinoError:  # undefined on this test split (e.g. one class, no event)
-        return {"value": math.nan, "low": math.nan, "high": math.nan}
+        value = low = high = math.nan
     return {"value": value, "low": low, "high": high}
 
 

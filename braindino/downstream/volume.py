@@ -77,21 +77,11 @@ class VolumeKind:
         adapter, the preprocessed slices themselves (the encoder trains: no cache)."""
         options = self.options
         slices = "all" if str(self.task.slices) == "all" else int(self.task.slices)
+        read = (encoder, self.manifest_rows, options.feature, preprocess, slices, options.progress)
         if options.adapter != "none":
             say(f"  feature cache: {NO_CACHE}", options.progress)
-            return manifest_slices(
-                encoder, self.manifest_rows, options.feature, preprocess, slices, options.progress
-            )
-        cache = FeatureCache(options.cache or cache_dir() / "features")
-        return manifest_features(
-            cache,
-            encoder,
-            self.manifest_rows,
-            options.feature,
-            preprocess,
-            slices,
-            options.progress,
-        )
+            return manifest_slices(*read)
+        return manifest_features(FeatureCache(options.cache or cache_dir() / "features"), *read)
 
     def heads(self) -> list[str]:
         """``--head`` or the task's head (one per run)."""

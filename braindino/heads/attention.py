@@ -51,14 +51,11 @@ class AttentionPoolingHead(nn.Module):
             "needs at least one width",
             "use the DinoAtten3D default (256, 128)",
         )
-        for name, value in (
-            ("ce_weight", ce_weight),
-            ("supcon_weight", supcon_weight),
-            ("variance_weight", variance_weight),
-        ):
+        weights = {"ce": ce_weight, "supcon": supcon_weight, "variance": variance_weight}
+        for name, value in weights.items():
             require(
                 isinstance(value, (int, float)) and float(value) >= 0,
-                f"{where}({name})",
+                f"{where}({name}_weight)",
                 f"must be a number >= 0, got {value!r}",
                 "pass a non-negative loss weight",
             )
@@ -79,11 +76,7 @@ class AttentionPoolingHead(nn.Module):
             width = out
         self.embed = nn.Sequential(*layers)
         self.classifier = nn.Linear(width, num_classes)
-        self.weights = {
-            "ce": float(ce_weight),
-            "supcon": float(supcon_weight),
-            "variance": float(variance_weight),
-        }
+        self.weights = {name: float(value) for name, value in weights.items()}
         self.temperature = float(temperature)
 
     def forward(self, features: Tensor, padding_mask: Tensor | None = None) -> dict[str, Tensor]:

@@ -94,9 +94,7 @@ class HeadData:
     def from_slices(cls, per_volume: Sequence[Any], targets: Any) -> HeadData:
         """Pad ``[S_i, D]`` per-volume features (see :func:`pad_slices`) and attach targets."""
         features, padding_mask = pad_slices(per_volume)
-        if padding_mask.any():
-            return cls(features, torch.as_tensor(targets), padding_mask)
-        return cls(features, torch.as_tensor(targets))
+        return cls(features, torch.as_tensor(targets), padding_mask if padding_mask.any() else None)
 
     def __len__(self) -> int:
         return int(self.features.shape[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -88,12 +89,7 @@ def _check_settings(
 
 def _finite(value: Tensor | float, where: str, epoch: int, fix: str) -> float:
     number = float(value)
-    require(
-        number == number and abs(number) != float("inf"),
-        where,
-        f"is {number} at epoch {epoch}",
-        fix,
-    )
+    require(math.isfinite(number), where, f"is {number} at epoch {epoch}", fix)
     return number
 
 

@@ -80,8 +80,23 @@ def prepare_case(
     mask: str | None,
     scheme: LabelScheme,
     preprocess: DictConfig | dict,
+    store: Path | None = None,
 ) -> CaseSlices:
-    """Read and preprocess one case (see the module docstring)."""
+    """Read and preprocess one case (see the module docstring); with a ``store`` folder, the
+    case stored there (memory-mapped), prepared and saved there first if missing."""
+    if store is not None:
+        folder = Path(store) / case_key(images, mask, scheme, preprocess)
+        if not (folder / "case.json").is_file():
+            _save_case(prepare_case(subject, images, mask, scheme, preprocess), folder)
+        meta = json.loads((folder / "case.json").read_text(encoding="utf-8"))
+        labels_path = folder / "labels.npy"
+        return CaseSlices(
+            subject=subject,
+            images=np.load(folder / "images.npy", mmap_mode="r"),
+            labels=np.load(labels_path, mmap_mode="r") if labels_path.is_file() else None,
+            z=np.asarray(meta["z"], np.int64),
+            geometry=_geometry_from(meta["geometry"]),
+        )
     settings = resolve_settings(preprocess)
     volumes = [read_volume(p) for p in images]
     reference = volumes[0]
@@ -113,25 +128,28 @@ def prepare_case(
 
 
 # ------------------------------------------------------------------------------ on-disk store
-def _geometry_dict(geometry: SliceGeometry) -> dict:
-    out = asdict(geometry)
-    out["source_affine"] = np.asarray(geometry.source_affine).tolist()
-    out["resampled_affine"] = np.asarray(geometry.resampled_affine).tolist()
-    return out
+def _save_case(case: CaseSlices, folder: Path) -> None:
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    np.save(tmp / "images.npy", case.images)
+    if case.labels is not None:
+        np.save(tmp / "labels.npy", case.labels)
+    meta = {"subject": case.subject, "z": case.z.tolist(), "geometry": asdict(case.geometry)}
+    text = json.dumps(meta, default=lambda array: np.asarray(array).tolist())  # the affines
+    (tmp / "case.json").write_text(text, encoding="utf-8")
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process stored it first
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _geometry_from(data: dict) -> SliceGeometry:
-    return SliceGeometry(
-        source_shape=tuple(data["source_shape"]),
-        source_affine=np.asarray(data["source_affine"], np.float64),
-        resampled_shape=tuple(data["resampled_shape"]),
-        resampled_affine=np.asarray(data["resampled_affine"], np.float64),
-        crop_start=tuple(data["crop_start"]),
-        crop_stop=tuple(data["crop_stop"]),
-        slice_scale=float(data["slice_scale"]),
-        pad_before=tuple(data["pad_before"]),
-        size=int(data["size"]),
-    )
+    fields = {key: tuple(v) if isinstance(v, list) else v for key, v in data.items()}
+    for key in ("source_affine", "resampled_affine"):
+        fields[key] = np.asarray(data[key], np.float64)
+    return SliceGeometry(**fields)
 
 
 def case_key(
@@ -152,40 +170,3 @@ def case_key(
     }
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def load_or_prepare(
-    store: Path,
-    subject: str,
-    images: list[str],
-    mask: str | None,
-    scheme: LabelScheme,
-    preprocess: DictConfig | dict,
-) -> CaseSlices:
-    """The prepared case from ``store`` (memory-mapped), prepared and saved first if missing."""
-    folder = Path(store) / case_key(images, mask, scheme, preprocess)
-    meta_path = folder / "case.json"
-    if not meta_path.is_file():
-        case = prepare_case(subject, images, mask, scheme, preprocess)
-        tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-        tmp.mkdir(parents=True, exist_ok=True)
-        np.save(tmp / "images.npy", case.images)
-        if case.labels is not None:
-            np.save(tmp / "labels.npy", case.labels)
-        meta = {"subject": subject, "z": case.z.tolist(), "geometry": _geometry_dict(case.geometry)}
-        (tmp / "case.json").write_text(json.dumps(meta), encoding="utf-8")
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process stored it first
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    labels_path = folder / "labels.npy"
-    return CaseSlices(
-        subject=subject,
-        images=np.load(folder / "images.npy", mmap_mode="r"),
-        labels=np.load(labels_path, mmap_mode="r") if labels_path.is_file() else None,
-        z=np.asarray(meta["z"], np.int64),
-        geometry=_geometry_from(meta["geometry"]),
-    )

@@ -19,37 +19,19 @@ from omegaconf import DictConfig
 from torch import nn
 from tqdm.auto import tqdm
 
+from braindino.downstream.adapted import trainable_counts
 from braindino.downstream.options import SegmentOptions
 from braindino.downstream.protocol import load_checked_task, run_protocol, say
 from braindino.downstream.segmentation.augment import AugmentSettings
-from braindino.downstream.segmentation.cases import CaseSlices, load_or_prepare
+from braindino.downstream.segmentation.cases import prepare_case
 from braindino.downstream.segmentation.evaluate import evaluate_case
 from braindino.downstream.segmentation.model import SegmentationModel
 from braindino.downstream.segmentation.regions import LabelScheme
 from braindino.downstream.segmentation.report import write_report
 from braindino.downstream.segmentation.train import TrainSettings, train_head
 from braindino.errors import ConfigError
-from braindino.models import MaskableViT, adapter_counts, add_lora
+from braindino.models import MaskableViT, add_lora
 from braindino.tasks import cache_dir, image_columns, segmentation_manifest
-
-
-def prepare_cases(
-    manifest: pd.DataFrame,
-    scheme: LabelScheme,
-    preprocess: dict,
-    store: Path,
-    progress: bool,
-) -> dict[str, CaseSlices]:
-    """Every case of the manifest on the encoder's slice grid (from the store when there)."""
-    columns = image_columns(manifest)
-    out = {}
-    rows = list(manifest.itertuples(index=False))
-    for row in tqdm(rows, desc="prepare cases", disable=not progress, leave=False):
-        images = [str(getattr(row, c)) for c in columns]
-        out[row.subject] = load_or_prepare(
-            store, row.subject, images, str(row.mask), scheme, preprocess
-        )
-    return out
 
 
 def train_settings(options: SegmentOptions) -> TrainSettings:
@@ -81,15 +63,6 @@ def model_encoder(encoder: MaskableViT, options: SegmentOptions) -> nn.Module:
     return copy.deepcopy(encoder) if options.unfreeze_encoder else encoder
 
 
-def segmentation_counts(model: SegmentationModel) -> dict[str, Any]:
-    """Trainable parameters of an adapted model: ``adapter``, ``head`` (decoder or probe and
-    the modality mixer), ``trainable``, the encoder's own ``encoder`` and ``adapter_percent``."""
-    counts = adapter_counts(model.encoder)
-    own = [*model.head.parameters(), *model.mixer.parameters()]
-    head = sum(p.numel() for p in own if p.requires_grad)
-    return {**counts, "head": head, "trainable": counts["adapter"] + head}
-
-
 class SegmentationKind:
     """Segmentation heads over an encoder; collects the per-case, per-region score rows."""
 
@@ -117,9 +90,14 @@ class SegmentationKind:
 
     def prepare(self, encoder: MaskableViT, label: str, preprocess: dict) -> tuple:
         """``(encoder, cases)``: every case on the encoder's slice grid (from the store)."""
-        options = self.options
+        options, manifest = self.options, self.manifest_rows
         store = Path(options.cache) if options.cache else cache_dir() / "segment"
-        cases = prepare_cases(self.manifest_rows, self.scheme, preprocess, store, options.progress)
+        columns, cases = image_columns(manifest), {}
+        rows = list(manifest.itertuples(index=False))
+        for row in tqdm(rows, desc="prepare cases", disable=not options.progress, leave=False):
+            images = [str(getattr(row, c)) for c in columns]
+            case = prepare_case(row.subject, images, str(row.mask), self.scheme, preprocess, store)
+            cases[row.subject] = case
         return encoder, cases
 
     def heads(self) -> list[str]:
@@ -173,6 +151,7 @@ class SegmentationKind:
             + ", ".join(f"{r}={v:.3f}" for r, v in means.items()),
             options.progress,
         )
+        own = [*model.head.parameters(), *model.mixer.parameters()]  # decoder or probe, mixer
         return {
             "head": head,
             "n_train": len(train),
@@ -181,7 +160,7 @@ class SegmentationKind:
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "encoder_parameters": sum(p.numel() for p in model.encoder.parameters()),
             "unfreeze_encoder": options.unfreeze_encoder,
-            **({"parameters": segmentation_counts(model)} if model.adapted else {}),
+            **({"parameters": trainable_counts(model.encoder, own)} if model.adapted else {}),
             "history": history,
         }
 

@@ -19,9 +19,11 @@ from braindino.downstream.run_folder import (
     adapter_lines,
     adapter_summary,
     encoders_line,
-    format_ci,
     mean_ci,
+    picture_lines,
+    results_table,
     run_summary,
+    showcase,
     split_counts,
     summarise,
     summary_table,
@@ -76,8 +78,7 @@ def make_overlays(
     rows = manifest.set_index("subject")
     column = _display_column(task, manifest)
     for (encoder, head), part in cases.groupby(["encoder", "head"], sort=False):
-        part = part[part["fraction"] == part["fraction"].max()]
-        part = part[part["seed"] == part["seed"].min()]
+        part = showcase(part)
         ranking = part.groupby("subject", sort=False)["dice"].mean().sort_values()
         picks = {
             "worst": ranking.index[0],
@@ -91,14 +92,10 @@ def make_overlays(
             predicted = np.rint(read_mask(out / prediction_file, image).data).astype(int)
             caption = f"{name} case {subject} ({encoder}, {head}): mean Dice {ranking[subject]:.3f}"
             path = out / "overlays" / f"{encoder}_{head}_{name}.png"
-            made.append(
-                (
-                    caption,
-                    plot_overlay(
-                        image.data, truth, predicted, scheme.values, path, caption, scheme.names
-                    ),
-                )
+            drawn = plot_overlay(
+                image.data, truth, predicted, scheme.values, path, caption, scheme.names
             )
+            made.append((caption, drawn))
     return made
 
 
@@ -149,7 +146,6 @@ def write_report(
             "overlays": [str(p.relative_to(out)) for _, p in figures],
         },
     }
-    names = list(results[0]["metrics"]) if results else []
     lines = [
         f"# {task.name}: segmentation over a frozen encoder",
         "",
@@ -170,25 +166,14 @@ def write_report(
         "## Summary (mean and sd over seeds)",
         "",
         *summary_table(summary, RUN_KEYS[:3]),
-    ]
-    lines += [
         "",
         "## Every trained head (test split)",
         "",
-        "| encoder | head | labels | seed | n train | best epoch | " + " | ".join(names) + " |",
-        "|---|---|---|---|---|---|" + "---|" * len(names),
+        *results_table(results, [*RUN_KEYS, "n_train", "best_epoch"]),
     ]
-    for r in results:
-        lines.append(
-            f"| {r['encoder']} | {r['head']} | {r['fraction']:g} | {r['seed']} | {r['n_train']} "
-            f"| {r['history']['best_epoch']} | "
-            + " | ".join(format_ci(r["metrics"][n]) for n in names)
-            + " |"
-        )
     lines += ["", "## Best, median and worst test cases", ""]
     if not figures:
         lines += ["(no overlays: predictions were not saved)", ""]
-    for caption, path in figures:
-        lines += [f"### {caption}", "", f"![{caption}]({path.relative_to(out).as_posix()})", ""]
+    lines += picture_lines((c, path.relative_to(out).as_posix()) for c, path in figures)
     lines += ["Files: metrics.json, cases.csv, splits.csv, config.yaml, predictions/", ""]
     return write_outputs(out, metrics, lines)

@@ -24,12 +24,8 @@ class SliceSampler:
                 path="train split",
                 fix="check the manifest's mask column and the split",
             )
-        if not 0.0 <= foreground_fraction <= 1.0:
-            raise DataError(
-                f"foreground_fraction {foreground_fraction} is not in [0, 1]",
-                path="foreground_fraction",
-                fix="use e.g. 0.5",
-            )
+        if not 0.0 <= foreground_fraction <= 1.0:  # SegmentOptions checks the user's value
+            raise ValueError(f"foreground_fraction {foreground_fraction} is not in [0, 1]")
         self.cases = cases
         self.foreground_fraction = float(foreground_fraction)
         self.index = np.concatenate(

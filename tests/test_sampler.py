@@ -129,12 +129,24 @@ def test_changed_data_refuses_strict_resume():
         (np.array([0, 1]), (1.0, -1.0), {}, "weights"),
         (np.array([0, 0]), (1.0, 1.0), {}, "weights"),  # dataset 1 weighted but empty
         (np.array([0.5, 1.0]), (1.0, 1.0), {}, "dataset_ids"),
-        (np.array([0, 1]), (1.0, 1.0), {"rank": 2, "world_size": 2}, "rank"),
     ],
 )
 def test_bad_input_names_the_argument(ids, weights, kw, where):
     with pytest.raises(DataError, match=where):
         WeightedSliceSampler(ids, weights, **kw)
+
+
+@pytest.mark.parametrize(
+    ("kw", "where"),
+    [
+        ({"rank": 2, "world_size": 2}, "rank"),
+        ({"samples_per_epoch": 0}, "samples_per_epoch"),
+        ({"worker_chunk": 0}, "worker_chunk"),
+    ],
+)
+def test_a_bad_process_share_from_the_trainer_is_a_programming_error(kw, where):
+    with pytest.raises(ValueError, match=where):
+        WeightedSliceSampler(np.array([0, 1]), (1.0, 1.0), **kw)
 
 
 def test_state_dict_is_plain_python_for_safe_loading(tmp_path):

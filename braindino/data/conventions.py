@@ -70,14 +70,6 @@ def exclude_reason(path: str | Path, exclude: Sequence[str]) -> str | None:
     return None
 
 
-def _distinct_integers(values: np.ndarray, limit: int) -> np.ndarray | None:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0 or not np.array_equal(finite, np.round(finite)):
-        return None
-    distinct = np.unique(finite)
-    return distinct if len(distinct) <= limit else None
-
-
 def label_map_problem(data: np.ndarray, limit: int = MAX_LABEL_VALUES) -> str | None:
     """``"label map (values 0, 1, 2, 4), not an image"`` when every voxel is an integer and at most
     ``limit`` values occur, else ``None``. Images have hundreds of grey levels; a quick subsample
@@ -85,8 +77,11 @@ def label_map_problem(data: np.ndarray, limit: int = MAX_LABEL_VALUES) -> str | 
     flat = np.asarray(data).reshape(-1)
     for size in (100_000, 4_000_000):
         sample = flat[:: max(1, flat.size // size)]
-        distinct = _distinct_integers(sample, limit)
-        if distinct is None:
+        finite = sample[np.isfinite(sample)]
+        if finite.size == 0 or not np.array_equal(finite, np.round(finite)):
+            return None
+        distinct = np.unique(finite)
+        if len(distinct) > limit:
             return None
     shown = ", ".join(f"{v:g}" for v in distinct[:8]) + (", …" if len(distinct) > 8 else "")
     return f"label map (values {shown}), not an image"

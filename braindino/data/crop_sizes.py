@@ -74,12 +74,6 @@ def draw_entry(step: int, seed: int, weights: Sequence[float]) -> int:
     return int(min(np.searchsorted(cumulative, u * cumulative[-1], side="right"), len(weights) - 1))
 
 
-def _as_config(augment: Mapping[str, Any] | DictConfig | None) -> DictConfig:
-    if isinstance(augment, DictConfig):
-        return augment
-    return OmegaConf.create({} if augment is None else dict(augment))
-
-
 class CropSizeMixture:
     """One :class:`MultiCropAugmentation` per size triple; :meth:`for_step` gives a step's.
 
@@ -98,23 +92,24 @@ class CropSizeMixture:
     ):
         self.seed = int(seed)
         self.entries = parse_crop_sizes(entries)
-        base = _as_config(augment)
-        if not self.entries:  # the augment section's own sizes, every step
-            self.augmentations = [MultiCropAugmentation(base, gram_ratio=gram_ratio if gram else 1)]
-            self.weights = [1.0]
-            return
-        self.augmentations = []
-        for sizes in self.entries:
-            sized = {"global_crops": {"size": sizes.global_size}}
-            sized["local_crops"] = {"size": sizes.local_size}
-            self.augmentations.append(
-                MultiCropAugmentation(
-                    OmegaConf.merge(base, sized),
-                    gram_ratio=gram_ratio if gram else 1,
-                    gram_size=sizes.gram_size if gram else None,
-                )
+        if not isinstance(augment, DictConfig):
+            augment = OmegaConf.create({} if augment is None else dict(augment))
+        ratio = gram_ratio if gram else 1
+        self.augmentations = [
+            MultiCropAugmentation(
+                OmegaConf.merge(
+                    augment,
+                    {
+                        "global_crops": {"size": s.global_size},
+                        "local_crops": {"size": s.local_size},
+                    },
+                ),
+                gram_ratio=ratio,
+                gram_size=s.gram_size if gram else None,
             )
-        self.weights = [sizes.weight for sizes in self.entries]
+            for s in self.entries
+        ] or [MultiCropAugmentation(augment, gram_ratio=ratio)]  # no entries: the section's sizes
+        self.weights = [s.weight for s in self.entries] or [1.0]
 
     def index(self, step: int) -> int:
         """The entry drawn for ``step`` (0 without a mixture)."""

@@ -60,11 +60,7 @@ def is_volume_file(path: str | Path) -> bool:
     return str(path).lower().endswith(VOLUME_SUFFIXES)
 
 
-def _is_dicom_file(path: Path) -> bool:
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        return True
-    if path.suffix:
-        return False
+def _has_dicom_magic(path: Path) -> bool:
     try:
         with open(path, "rb") as handle:
             handle.seek(128)
@@ -75,16 +71,14 @@ def _is_dicom_file(path: Path) -> bool:
 
 def is_dicom_folder(folder: str | Path) -> bool:
     """Whether a folder directly holds DICOM files (a series folder SimpleITK can read)."""
-    folder = Path(folder)
     try:
-        files = sorted(p for p in folder.iterdir() if p.is_file())
+        files = sorted(p for p in Path(folder).iterdir() if p.is_file())
     except OSError:
         return False
-    dcm = [p for p in files if p.suffix.lower() in DICOM_SUFFIXES]
-    if dcm:
+    if any(p.suffix.lower() in DICOM_SUFFIXES for p in files):
         return True
-    bare = [p for p in files if not p.suffix]
-    return bool(bare) and _is_dicom_file(bare[0])
+    bare = [p for p in files if not p.suffix]  # DICOM files without a suffix: check the first
+    return bool(bare) and _has_dicom_magic(bare[0])
 
 
 #: Where discovery puts the files it leaves out: ``{"path": ..., "reason": ...}`` entries.
@@ -217,19 +211,14 @@ def discover_inputs(
         elif os.path.isdir(item) and not is_dicom_folder(item):
             paths = find_volumes(item, exclude, excluded)
             if not paths:
-                raise DataError(
-                    "no volumes found in folder", path=item, fix=_fix_for_empty_folder()
-                )
+                fix = f"put {', '.join(VOLUME_SUFFIXES)} files or DICOM series folders in it"
+                raise DataError("no volumes found in folder", path=item, fix=fix)
             inputs += _make_inputs(paths, item, dataset, modality, None)
         elif os.path.exists(item):
             inputs += _make_inputs([item], None, dataset, modality, None)
         else:
             raise DataError("input not found", path=item, fix="give an existing folder, file, glob")
     return inputs
-
-
-def _fix_for_empty_folder() -> str:
-    return f"put {', '.join(VOLUME_SUFFIXES)} files or DICOM series folders in it"
 
 
 def _dataset_entry(name: str, entry: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,11 +27,16 @@ def apply_bias_field(v: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
     return field.unsqueeze(1).mul_(v)
 
 
+def min_and_span(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample (dim 0): the minimum and the max - min range (at least 1e-6), shape ``[N]``."""
+    flat = v.flatten(1)
+    lo = flat.amin(1)
+    return lo, (flat.amax(1) - lo).clamp(min=1e-6)
+
+
 def apply_gamma(v: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
     """Gamma per crop on its min-max rescaled intensity, mapped back to the crop's range."""
-    flat = v.flatten(1)
-    lo = flat.amin(1).view(-1, 1, 1, 1)
-    span = (flat.amax(1).view(-1, 1, 1, 1) - lo).clamp(min=1e-6)
+    lo, span = (t.view(-1, 1, 1, 1) for t in min_and_span(v))
     out = (v - lo).div_(span).clamp_(min=0).pow_(gamma.view(-1, 1, 1, 1).to(v))
     return out.mul_(span).add_(lo)
 
@@ -51,18 +56,16 @@ def gaussian_blur(v: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Te
     Shift-and-add over the ``2 * radius + 1`` taps: on the CPU this beats a grouped conv, whose
     oneDNN primitive is rebuilt for every new number of crops.
     """
-    n, hgt, wid = v.shape[0], v.shape[-2], v.shape[-1]
     taps = torch.arange(-radius, radius + 1, device=v.device, dtype=v.dtype)
     kernel = torch.exp(-(taps**2) / (2 * sigma.to(v).view(-1, 1) ** 2))
-    kernel = (kernel / kernel.sum(1, keepdim=True)).view(n, 1, 1, 1, -1)
-    x = F.pad(v, (radius, radius, 0, 0), mode="reflect")
-    out = x[..., :wid] * kernel[..., 0]
-    for t in range(1, 2 * radius + 1):
-        out.addcmul_(x[..., t : t + wid], kernel[..., t])
-    x = F.pad(out, (0, 0, radius, radius), mode="reflect")
-    out = x[..., :hgt, :] * kernel[..., 0]
-    for t in range(1, 2 * radius + 1):
-        out.addcmul_(x[..., t : t + hgt, :], kernel[..., t])
+    kernel = (kernel / kernel.sum(1, keepdim=True)).view(v.shape[0], 1, 1, 1, -1)
+    out = v
+    for dim, pad in ((-1, (radius, radius, 0, 0)), (-2, (0, 0, radius, radius))):  # along W, then H
+        x = F.pad(out, pad, mode="reflect")
+        length = out.shape[dim]
+        out = x.narrow(dim, 0, length) * kernel[..., 0]
+        for t in range(1, 2 * radius + 1):
+            out.addcmul_(x.narrow(dim, t, length), kernel[..., t])
     return out
 
 

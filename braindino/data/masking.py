@@ -97,8 +97,7 @@ class BlockMaskGenerator:
         """
         rows, cols = self.grid_size
         targets = targets.to(torch.long).clamp(0, self.num_patches).cpu()
-        m = targets.numel()
-        masks = torch.zeros(m, rows, cols, dtype=torch.bool)
+        masks = torch.zeros(targets.numel(), rows, cols, dtype=torch.bool)
         blocks: list[torch.Tensor] = []
         remaining = targets.clone()
         active = remaining > 0
@@ -107,10 +106,8 @@ class BlockMaskGenerator:
         log_lo, log_hi = math.log(self.min_aspect), math.log(self.max_aspect)  # type: ignore[arg-type]
         while bool(active.any()):
             ids = active.nonzero().squeeze(1)
-            rem = remaining[ids].to(torch.float64)
-            k = self.tries
-            hi = rem.clamp(max=self.max_patches)[:, None]
-            u = torch.rand(ids.numel(), k, 4, generator=generator, dtype=torch.float64)
+            hi = remaining[ids].to(torch.float64).clamp(max=self.max_patches)[:, None]
+            u = torch.rand(ids.numel(), self.tries, 4, generator=generator, dtype=torch.float64)
             area = self.min_patches + u[..., 0] * (hi - self.min_patches)
             aspect = torch.exp(log_lo + u[..., 1] * (log_hi - log_lo))
             h = torch.sqrt(area / aspect).round().long()
@@ -156,8 +153,7 @@ def _grow_to_targets(
     masks: torch.Tensor, remaining: torch.Tensor, generator: torch.Generator | None
 ) -> None:
     """Add ``remaining[m]`` patches to ``masks[m]`` in place, next to already-masked patches."""
-    m = masks.shape[0]
-    flat = masks.view(m, -1)
+    flat = masks.view(masks.shape[0], -1)
     while bool((remaining > 0).any()):
         ids = (remaining > 0).nonzero().squeeze(1)
         sub = masks[ids]

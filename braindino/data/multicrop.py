@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from braindino.config import check_keys, load_config
 from braindino.data.crop_geometry import crop_thetas, resized_crops, sample_crop_boxes
-from braindino.data.intensity_augment import INTENSITY_ORDER, IntensityAugmentation
+from braindino.data.intensity_augment import INTENSITY_ORDER, IntensityAugmentation, min_and_span
 from braindino.data.masking import BlockMaskGenerator, ibot_masks
 from braindino.errors import BrainDinoError, ConfigError, DataError
 
@@ -75,12 +75,14 @@ def _range(
     return a, b
 
 
-def _validate(cfg: DictConfig) -> None:
+def _validate(cfg: DictConfig) -> list[tuple[float, float]]:
+    """Check the merged section; return its global and local crop scales and aspect range."""
+    ranges = []
     for group in ("global_crops", "local_crops"):
-        _range(cfg[group], "scale", 0.0, 1.0, positive=True)
+        ranges.append(_range(cfg[group], "scale", 0.0, 1.0, positive=True))
         if int(cfg[group]["size"]) < 1:
             raise ConfigError(f"{group}.size must be >= 1", path="augment", fix="e.g. 224 / 96")
-    _range(cfg, "aspect_ratio", 0.0, math.inf, positive=True)
+    ranges.append(_range(cfg, "aspect_ratio", 0.0, math.inf, positive=True))
     if int(cfg.global_crops.size) % int(cfg.masking.patch_size):
         raise ConfigError(
             f"global_crops.size {cfg.global_crops.size} is not a multiple of "
@@ -99,6 +101,7 @@ def _validate(cfg: DictConfig) -> None:
     _range(cfg.intensity.gamma, "range", 0.0, math.inf, positive=True)
     _range(cfg.intensity.blur, "sigma", 0.0, math.inf, positive=True)
     _range(cfg.intensity.noise, "std", 0.0, math.inf)
+    return ranges
 
 
 def _gram_side(gram_size: int | None, gram_ratio: int, global_size: int, patch: int) -> int | None:
@@ -172,14 +175,10 @@ class MultiCropAugmentation:
                 fix="use 1 (the student's crops) or 2 (DINOv3)",
             )
         self.gram_ratio = gram_ratio
-        self.cfg = augment_config(cfg)
-        _validate(self.cfg)
-        c = self.cfg
+        self.cfg = c = augment_config(cfg)
+        self.global_scale, self.local_scale, self.aspect_ratio = _validate(c)
         self.global_size, self.local_size = int(c.global_crops.size), int(c.local_crops.size)
         self.n_local = int(c.local_crops.number)
-        self.global_scale = _range(c.global_crops, "scale", 0.0, 1.0, positive=True)
-        self.local_scale = _range(c.local_crops, "scale", 0.0, 1.0, positive=True)
-        self.aspect_ratio = _range(c, "aspect_ratio", 0.0, math.inf, positive=True)
         self.flip_probability = float(c.flip_probability)
         self.rotation_degrees = float(c.rotation_degrees)
         self.cpu_chunk_slices = int(c.cpu_chunk_slices)
@@ -202,17 +201,11 @@ class MultiCropAugmentation:
         self._gen_key: Any = None
 
     @classmethod
-    def from_config(
-        cls,
-        cfg: Mapping[str, Any] | DictConfig | None = None,
-        seed: int | None = None,
-        gram_ratio: int = 1,
-        gram_size: int | None = None,
-    ) -> MultiCropAugmentation:
-        """Build from the ``augment`` section (defaults: ``configs/pretrain/augment.yaml``);
-        ``gram_ratio`` > 1 (``gram.resolution_ratio``) or ``gram_size`` also cuts
-        ``gram_crops``."""
-        return cls(cfg, seed, gram_ratio, gram_size)
+    def from_config(cls, *args: Any, **kwargs: Any) -> MultiCropAugmentation:
+        """Build from the ``augment`` section (defaults: ``configs/pretrain/augment.yaml``); the
+        constructor's arguments: ``gram_ratio`` > 1 (``gram.resolution_ratio``) or ``gram_size``
+        also cuts ``gram_crops``."""
+        return cls(*args, **kwargs)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -227,15 +220,6 @@ class MultiCropAugmentation:
             seed = base if info is None else (base * 1_000_003 + info.seed) % 2**63
             self._gen, self._gen_key = torch.Generator().manual_seed(seed), key
         return self._gen
-
-    def _thetas(
-        self, n: int, b: int, hgt: int, wid: int, scale: tuple[float, float], gen: torch.Generator
-    ) -> torch.Tensor:
-        """Random box + flip + rotation of ``n * b`` crops as ``[n*b, 2, 3]`` (crop-major)."""
-        boxes = sample_crop_boxes(n * b, hgt, wid, scale, self.aspect_ratio, gen)
-        flips = torch.rand(n * b, generator=gen) < self.flip_probability
-        u = torch.rand(n * b, generator=gen, dtype=torch.float64)
-        return crop_thetas(boxes, flips, (2 * u - 1) * self.rotation_degrees, hgt, wid)
 
     def __call__(
         self,
@@ -259,26 +243,26 @@ class MultiCropAugmentation:
         if device.type != "cpu":
             seed = int(torch.randint(2**62, (1,), generator=gen))
             noise_gen = torch.Generator(device).manual_seed(seed)
-        groups = []  # (crops per slice, size, thetas, crop types, output)
+        groups = []  # (crops per slice, size, thetas, crop types or None: no intensity, output)
         if images.dtype == torch.uint8:  # v = (stored - lo) / span lies in [0, 1]
             lo, span = torch.zeros_like(scale), torch.full_like(scale, 255.0)
         else:
-            flat = images.flatten(1).to(torch.float32)
-            lo = flat.amin(1)
-            span = (flat.amax(1) - lo).clamp(min=1e-6)
+            lo, span = min_and_span(images.to(torch.float32))
         z_scale, z_offset = span * scale, lo * scale + offset  # z = v * z_scale + z_offset
         for n, size, crop_scale, types in (
             (2, self.global_size, self.global_scale, [GLOBAL1, GLOBAL2]),
             (self.n_local, self.local_size, self.local_scale, [LOCAL] * self.n_local),
-        ):
-            thetas = self._thetas(n, b, hgt, wid, crop_scale, gen)
+        ):  # random box + flip + rotation of n * b crops (crop-major)
+            boxes = sample_crop_boxes(n * b, hgt, wid, crop_scale, self.aspect_ratio, gen)
+            flips = torch.rand(n * b, generator=gen) < self.flip_probability
+            u = torch.rand(n * b, generator=gen, dtype=torch.float64)
+            thetas = crop_thetas(boxes, flips, (2 * u - 1) * self.rotation_degrees, hgt, wid)
             type_rows = torch.tensor(types, dtype=torch.long).repeat_interleave(b)
             out = torch.empty(n * b, 1, size, size, device=device)
             groups.append((n, size, thetas, type_rows, out))
-        gram = None
-        if self.gram_side is not None:
-            side = self.gram_side
-            gram = torch.empty(2 * b, 1, side, side, device=device)
+        if self.gram_side is not None:  # the global boxes at the Gram side, no intensity augment
+            gram = torch.empty(2 * b, 1, self.gram_side, self.gram_side, device=device)
+            groups.append((2, self.gram_side, groups[0][2], None, gram))
         chunk = b if device.type != "cpu" or self.cpu_chunk_slices <= 0 else self.cpu_chunk_slices
         for s0 in range(0, b, chunk):
             s1 = min(b, s0 + chunk)
@@ -291,18 +275,14 @@ class MultiCropAugmentation:
                     continue
                 rows = (torch.arange(n)[:, None] * b + torch.arange(s0, s1)).flatten()
                 crops = resized_crops(v, thetas[rows], size, n)
-                crops = self.intensity(crops, type_rows[rows], gen, noise_gen)
+                if type_rows is not None:
+                    crops = self.intensity(crops, type_rows[rows], gen, noise_gen)
                 crops = crops.view(n, s1 - s0, 1, size, size).mul_(chunk_scale).add_(chunk_offset)
                 out.view(n, b, 1, size, size)[:, s0:s1] = crops
-            if gram is not None:  # the global boxes at the Gram side, no intensity augmentation
-                rows = (torch.arange(2)[:, None] * b + torch.arange(s0, s1)).flatten()
-                crops = resized_crops(v, groups[0][2][rows], gram.shape[-1], 2)
-                crops = crops.view(2, s1 - s0, 1, *gram.shape[-2:]).mul_(chunk_scale)
-                gram.view(2, b, 1, *gram.shape[-2:])[:, s0:s1] = crops.add_(chunk_offset)
         masks = ibot_masks(2 * b, self.mask_generator, self.mask_probability, self.mask_ratio, gen)
         result = {"global_crops": groups[0][4], "local_crops": groups[1][4]}
-        if gram is not None:
-            result["gram_crops"] = gram
+        if self.gram_side is not None:
+            result["gram_crops"] = groups[2][4]
         result.update({k: t.to(device) for k, t in masks.items()})
         return result
 

@@ -11,7 +11,6 @@ those volumes are redone, and a note says so.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from braindino.data.inputs import VolumeInput
 from braindino.errors import DataError
-from braindino.io.atomic import atomic_write, write_json_atomic
+from braindino.io.atomic import atomic_write, read_json, write_json_atomic
 
 RUN_FILE = "prepare.json"
 
@@ -83,16 +82,9 @@ def run_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return changes
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def finished_report(out: Path, fingerprint: str) -> dict[str, Any] | None:
     """The report of a finished run in ``out`` with this ``fingerprint`` (``None`` otherwise)."""
-    meta, report = _read(out / "index" / "meta.json"), _read(out / "report.json")
+    meta, report = read_json(out / "index" / "meta.json"), read_json(out / "report.json")
     if meta is None or report is None or meta.get("fingerprint") != fingerprint:
         return None
     return report
@@ -116,13 +108,13 @@ def claim_out_folder(
     """Refuse (``DataError``) to write ``out`` when it holds shards of another run, unless
     ``overwrite``; then record this run in ``out/prepare.json``. Returns the inputs whose files
     changed on disk since (they are redone)."""
-    previous = _read(out / RUN_FILE)
+    previous = read_json(out / RUN_FILE)
     if not overwrite:
         changes: list[str] = []
         if previous is not None:
             changes = run_changes(previous, record)
         else:
-            meta = _read(out / "index" / "meta.json")
+            meta = read_json(out / "index" / "meta.json")
             if meta is not None and meta.get("fingerprint") != fingerprint:
                 changes = ["unknown (prepared by an older version, no prepare.json)"]
         if changes:

@@ -85,9 +85,6 @@ def preprocess_settings(cfg: DictConfig) -> DictConfig:
     return preprocess_config(cfg.get("preprocess") or {})
 
 
-# ---------------------------------------------------------------- main side
-
-
 def _dataset_weights(inputs: Sequence[VolumeInput], cfg: DictConfig) -> dict[str, float]:
     """Dataset name -> sampling weight: configured datasets in config order, then the names
     first seen in the inputs (command line, manifests) with weight 1."""
@@ -284,7 +281,7 @@ def prepare_shards(
             for s, e in enumerate(tracker.shards)
         ],
     }
-    _write_index_files(out, records, placements, datasets, meta)
+    _write_index_files(out, records, placements, datasets, report["datasets"], meta)
     if not bool(cfg.shards.get("keep_work", False)):
         shutil.rmtree(out / "work", ignore_errors=True)
     return report
@@ -295,8 +292,10 @@ def _write_index_files(
     records: list[dict],
     placements: list[tuple[int, int]],
     datasets: Mapping[str, float],
+    counts: Mapping[str, Mapping[str, int]],
     meta: dict[str, Any],
 ) -> None:
+    """Write the index of the prepared volumes; ``counts``: the report's per-dataset counts."""
     dataset_ids = {name: i for i, name in enumerate(datasets)}
     ok = [(r, p) for r, p in zip(records, placements) if r["status"] == "ok"]
     modalities: dict[str, int] = {}
@@ -304,8 +303,6 @@ def _write_index_files(
         modalities.setdefault(record["modality"], len(modalities))
     slices = np.zeros(sum(r["n_slices"] for r, _ in ok), SLICE_DTYPE)
     volumes = np.zeros(len(ok), VOLUME_DTYPE)
-    per_dataset = np.zeros(len(datasets), np.int64)
-    volumes_per_dataset = np.zeros(len(datasets), np.int64)
     volume_lines = []
     first = 0
     for v, (record, (shard, row)) in enumerate(ok):
@@ -315,19 +312,12 @@ def _write_index_files(
         part["z"], part["foreground"] = record["z"], record["foreground"]
         part["dataset"], part["modality"] = d, m
         volumes[v] = (first, n, d, m, record["scale"], record["offset"])
-        per_dataset[d] += n
-        volumes_per_dataset[d] += 1
         line = {k: val for k, val in record.items() if k not in ("z", "foreground", "status")}
         volume_lines.append({**line, "first_slice": first})
         first += n
     meta["datasets"] = [
-        {
-            "name": name,
-            "weight": weight,
-            "volumes": int(volumes_per_dataset[i]),
-            "slices": int(per_dataset[i]),
-        }
-        for i, (name, weight) in enumerate(datasets.items())
+        {"name": name, "weight": weight, **{k: counts[name][k] for k in ("volumes", "slices")}}
+        for name, weight in datasets.items()
     ]
     meta["modalities"] = list(modalities)
     write_index(out, slices, volumes, volume_lines, meta)
@@ -344,11 +334,9 @@ def _report(
 ) -> dict[str, Any]:
     ok = [r for r in records if r["status"] == "ok"]
     skipped = [{"path": r["path"], "reason": r["reason"]} for r in records if r["status"] != "ok"]
-    per_dataset: dict[str, dict[str, int]] = {}
-    for name in datasets:
-        per_dataset[name] = {"volumes": 0, "skipped": 0, "slices": 0}
-    for r in records:
-        entry = per_dataset.setdefault(r["dataset"], {"volumes": 0, "skipped": 0, "slices": 0})
+    per_dataset = {name: {"volumes": 0, "skipped": 0, "slices": 0} for name in datasets}
+    for r in records:  # every input's dataset is in ``datasets`` (_dataset_weights)
+        entry = per_dataset[r["dataset"]]
         if r["status"] == "ok":
             entry["volumes"] += 1
             entry["slices"] += r["n_slices"]

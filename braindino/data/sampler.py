@@ -139,13 +139,11 @@ class WeightedSliceSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         info = get_worker_info()
-        worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
         first = self._yielded
         end = None if self.samples_per_epoch is None else first + self.samples_per_epoch
-        if info is None:
-            # Main-process use: the position advances as items are handed out.
+        if info is None:  # main-process use: the position advances as items are handed out
             return self._iter_main(first, end)
-        return self._iter_worker(first, end, worker, num_workers)
+        return self._iter_worker(first, end, info.id, info.num_workers)
 
     def _iter_main(self, first: int, end: int | None) -> Iterator[int]:
         pos = first
@@ -245,21 +243,10 @@ def _check_inputs(
             path="weights",
             fix="give one weight per dataset id",
         )
+    # the process share and chunking come from the trainer, not from a user's config
     if not (isinstance(world_size, int) and world_size >= 1 and 0 <= rank < world_size):
-        raise DataError(
-            f"rank {rank} / world_size {world_size} is not a valid process share",
-            path="rank",
-            fix="pass 0 <= rank < world_size (from accelerate / torch.distributed)",
-        )
+        raise ValueError(f"rank {rank} / world_size {world_size} is not a valid process share")
     if samples_per_epoch is not None and samples_per_epoch < 1:
-        raise DataError(
-            f"samples_per_epoch must be >= 1 or None, got {samples_per_epoch}",
-            path="samples_per_epoch",
-            fix="pass None for an endless stream",
-        )
+        raise ValueError(f"samples_per_epoch must be >= 1 or None, got {samples_per_epoch}")
     if worker_chunk < 1:
-        raise DataError(
-            f"worker_chunk must be >= 1, got {worker_chunk}",
-            path="worker_chunk",
-            fix="use the per-worker batch size",
-        )
+        raise ValueError(f"worker_chunk must be >= 1, got {worker_chunk}")

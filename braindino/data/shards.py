@@ -124,7 +124,7 @@ class SliceShardWriter:
         if self.rows and self.rows + len(slices) > self.slices_per_shard:
             self.commit()
         if self._handle is None:
-            self._file = AtomicFile(self.folder / shard_name(self.shard), fsync=True)
+            self._file = AtomicFile(self._path(), fsync=True)
             self._handle = open(self._file.tmp, "wb")  # noqa: SIM115 (kept open across calls)
         first_row = self.rows
         try:
@@ -258,11 +258,7 @@ class SliceShardReader:
         self.dataset_weights = np.array([d["weight"] for d in self.meta["datasets"]], float)
         self.modality_names: list[str] = list(self.meta["modalities"])
         self._n = int(self.meta["slices"])
-        self._reset()
-
-    def _reset(self) -> None:
-        self._slice_table: np.ndarray | None = None
-        self._volume_table: np.ndarray | None = None
+        self._tables: dict[str, np.ndarray] = {}
         self._volume_lines: list[str] | None = None
         self._shards: dict[int, np.ndarray] = {}
         self._dataset_ids: np.ndarray | None = None
@@ -294,15 +290,11 @@ class SliceShardReader:
         """Number of volumes in the index (prepared ones only)."""
         return int(self.meta["volumes"])
 
-    def _slices(self) -> np.ndarray:
-        if self._slice_table is None:
-            self._slice_table = np.load(self.root / "index" / "slices.npy", mmap_mode="r")
-        return self._slice_table
-
-    def _volumes(self) -> np.ndarray:
-        if self._volume_table is None:
-            self._volume_table = np.load(self.root / "index" / "volumes.npy", mmap_mode="r")
-        return self._volume_table
+    def _table(self, name: str) -> np.ndarray:
+        """``index/<name>.npy`` (``slices`` or ``volumes``), memory-mapped on first use."""
+        if name not in self._tables:
+            self._tables[name] = np.load(self.root / "index" / f"{name}.npy", mmap_mode="r")
+        return self._tables[name]
 
     def _shard(self, number: int) -> np.ndarray:
         array = self._shards.get(number)
@@ -321,10 +313,15 @@ class SliceShardReader:
             raise IndexError(f"slice index {i} out of range for {self._n} slices")
         return i
 
+    def _stored(self, i: int) -> tuple[int, np.void, np.ndarray]:
+        """Position, index record and (memory-mapped) stored slice of global index ``i``."""
+        i = self._position(i)
+        r = self._table("slices")[i]
+        return i, r, self._shard(int(r["shard"]))[int(r["row"])]
+
     def slice(self, i: int) -> np.ndarray:
         """The stored slice ``[S, S]`` (uint8) at global index ``i`` (a copy)."""
-        record = self._slices()[self._position(i)]
-        return np.array(self._shard(int(record["shard"]))[int(record["row"])])
+        return np.array(self._stored(i)[2])
 
     @staticmethod
     def _info(i: int, r: np.void) -> SliceInfo:
@@ -336,12 +333,11 @@ class SliceShardReader:
     def info(self, i: int) -> SliceInfo:
         """Where slice ``i`` came from."""
         i = self._position(i)
-        return self._info(i, self._slices()[i])
+        return self._info(i, self._table("slices")[i])
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, SliceInfo]:
-        i = self._position(i)
-        r = self._slices()[i]
-        return np.array(self._shard(int(r["shard"]))[int(r["row"])]), self._info(i, r)
+        i, r, image = self._stored(i)
+        return np.array(image), self._info(i, r)
 
     def sample(self, i: int) -> tuple[np.ndarray, float, float]:
         """Slice ``i`` as stored plus its volume's ``(scale, offset)``: z = stored * scale + offset.
@@ -349,18 +345,15 @@ class SliceShardReader:
         What the pretraining loader hands to the batched augmentation (which applies the scaling
         after cropping, so workers only copy bytes).
         """
-        i = self._position(i)
-        r = self._slices()[i]
-        v = self._volumes()[int(r["volume"])]
-        image = np.array(self._shard(int(r["shard"]))[int(r["row"])])
-        return image, float(v["scale"]), float(v["offset"])
+        _, r, image = self._stored(i)
+        v = self._table("volumes")[int(r["volume"])]
+        return np.array(image), float(v["scale"]), float(v["offset"])
 
     def zscore(self, i: int) -> np.ndarray:
         """Slice ``i`` as float32 robust z-scores (``uint8 * scale + offset`` of its volume)."""
-        i = self._position(i)
-        r = self._slices()[i]
-        v = self._volumes()[int(r["volume"])]
-        image = self._shard(int(r["shard"]))[int(r["row"])].astype(np.float32)
+        _, r, stored = self._stored(i)
+        v = self._table("volumes")[int(r["volume"])]
+        image = stored.astype(np.float32)
         np.multiply(image, np.float32(v["scale"]), out=image)  # in place: one allocation
         return np.add(image, np.float32(v["offset"]), out=image)
 
@@ -368,7 +361,7 @@ class SliceShardReader:
     def dataset_ids(self) -> np.ndarray:
         """Dataset id of every slice, int16 ``[len(reader)]`` (loaded once per process)."""
         if self._dataset_ids is None:
-            self._dataset_ids = np.ascontiguousarray(self._slices()["dataset"])
+            self._dataset_ids = np.ascontiguousarray(self._table("slices")["dataset"])
         return self._dataset_ids
 
     @property

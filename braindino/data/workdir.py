@@ -10,7 +10,6 @@ deleted. ``ResumeState`` reads all this back so a killed run redoes nothing that
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -23,7 +22,7 @@ from braindino.data.conventions import LABEL_MAP_FIX, label_map_problem
 from braindino.data.inputs import VolumeInput
 from braindino.data.shards import shard_name
 from braindino.errors import BrainDinoError, VolumeError
-from braindino.io.atomic import save_npy_atomic, write_json_atomic
+from braindino.io.atomic import read_json, save_npy_atomic, write_json_atomic
 
 
 def text_hash(text: str) -> str:
@@ -79,10 +78,6 @@ def _skip_reason(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {exc}"
 
 
-def _geometry_record(geometry: Any) -> dict[str, Any]:
-    return {k: np.asarray(v).tolist() for k, v in asdict(geometry).items()}
-
-
 def _source_spacing(volume: Any) -> list[float]:
     affine = np.asarray(volume.meta.get("source_affine", volume.affine))
     return [float(s) for s in np.linalg.norm(affine[:3, :3], axis=0)]
@@ -123,17 +118,10 @@ def prepare_volume(task: tuple[VolumeInput, str]) -> dict[str, Any]:
             source_axcodes="".join(volume.meta.get("source_axcodes") or ()),
             source_spacing=_source_spacing(volume),
             source_shape=list(volume.meta.get("source_shape") or volume.shape),
-            geometry=_geometry_record(stack.geometry),
+            geometry={k: np.asarray(v).tolist() for k, v in asdict(stack.geometry).items()},
         )
     write_json_atomic(work / f"{key}.json", record)
     return record
-
-
-def _load_record(work: Path, key: str) -> dict[str, Any] | None:
-    try:
-        return json.loads((work / f"{key}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 class ResumeState:
@@ -148,14 +136,11 @@ class ResumeState:
         self.committed: list[dict] = []
         self.placements: dict[int, tuple[int, int]] = {}
         self.done: dict[int, dict] = {}
-        try:
-            progress = json.loads((work / "progress.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            progress = {}
+        progress = read_json(work / "progress.json") or {}
         self.slice_size: int | None = progress.get("slice_size")
         self.dtype: str | None = progress.get("dtype")
         frame = (self.slice_size or 0) ** 2 * (np.dtype(self.dtype).itemsize if self.dtype else 0)
-        records = {i: _load_record(work, k) for i, k in enumerate(keys)}
+        records = {i: read_json(work / f"{k}.json") for i, k in enumerate(keys)}
         position = 0
         for number, entry in enumerate(progress.get("shards", [])):
             span = range(position, position + len(entry["keys"]))

@@ -54,13 +54,12 @@ def disk_full(folder: str | Path) -> bool:
     return stats.f_bavail * stats.f_frsize < FULL_DISK_BYTES
 
 
-def _fsync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # some file systems do not allow opening a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def storage_error(exc: BaseException, path: Path, tmp: Path | None = None) -> BaseException:
@@ -98,11 +97,7 @@ class AtomicFile:
         try:
             os.chmod(self.tmp, file_mode())
             if self.fsync:
-                fd = os.open(self.tmp, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                _fsync(self.tmp)
             os.replace(self.tmp, self.path)
         except BaseException as exc:
             self.discard()
@@ -110,8 +105,9 @@ class AtomicFile:
             if error is exc:
                 raise
             raise error from exc
-        if self.fsync:
-            _fsync_folder(self.path.parent)
+        if self.fsync:  # some file systems do not allow opening a folder
+            with contextlib.suppress(OSError):
+                _fsync(self.path.parent)
         return self.path
 
     def discard(self) -> None:
@@ -151,6 +147,14 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as sorted, indented JSON, atomically."""
     text = json.dumps(obj, indent=1, sort_keys=True) + "\n"
     atomic_write(path, lambda handle: handle.write(text), mode="w")
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON value in ``path``, or ``None`` when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def save_npy_atomic(path: str | Path, array: np.ndarray) -> None:

@@ -25,16 +25,9 @@ def to_canonical(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.n
 
 def from_canonical(ras_data: np.ndarray, transform: np.ndarray) -> np.ndarray:
     """Undo :func:`to_canonical` on an array laid out on the canonical grid."""
-    inverse = ornt_lib.ornt_transform(RAS, _applied(transform))
+    # Against RAS, the transform to RAS is the source orientation itself.
+    inverse = ornt_lib.ornt_transform(RAS, transform)
     return np.ascontiguousarray(ornt_lib.apply_orientation(ras_data, inverse))
-
-
-def _applied(transform: np.ndarray) -> np.ndarray:
-    """The source orientation that ``transform`` maps to RAS (inverse of ornt_transform)."""
-    source = np.empty_like(transform)
-    for src_axis, (dst_axis, flip) in enumerate(transform):
-        source[src_axis] = (dst_axis, flip)
-    return source
 
 
 def axcodes(affine: np.ndarray) -> str:

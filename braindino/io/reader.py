@@ -121,27 +121,23 @@ def _read_dicom_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import SimpleITK as sitk
 
     with keep_locale():
-        return _read_dicom_series(sitk, path)
-
-
-def _read_dicom_series(sitk, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
-    if not series:
-        raise VolumeError(
-            "folder holds no DICOM series",
-            path=path,
-            fix=f"point to a DICOM series folder or an image file ({', '.join(SUPPORTED[:-1])})",
-        )
-    if len(series) > 1:
-        raise VolumeError(
-            f"folder holds {len(series)} DICOM series ({', '.join(series[:3])}…)",
-            path=path,
-            fix="move each series into its own folder and give one folder per volume",
-        )
-    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0])
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files)
-    image = _sitk_read(reader.Execute, "DICOM series", path, "DICOM series")
+        series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+        if not series:
+            raise VolumeError(
+                "folder holds no DICOM series",
+                path=path,
+                fix="point to a DICOM series folder or an image file "
+                f"({', '.join(SUPPORTED[:-1])})",
+            )
+        if len(series) > 1:
+            raise VolumeError(
+                f"folder holds {len(series)} DICOM series ({', '.join(series[:3])}…)",
+                path=path,
+                fix="move each series into its own folder and give one folder per volume",
+            )
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0]))
+        image = _sitk_read(reader.Execute, "DICOM series", path, "DICOM series")
     return _sitk_to_arrays(image, path)
 
 

@@ -33,7 +33,7 @@ def write_volume(
         data = np.asarray(volume)
         if affine is None:
             raise VolumeError("no affine given for a bare array", path=path, fix="pass affine=")
-    data = np.asarray(data, dtype=dtype) if dtype is not None else np.asarray(data)
+    data = np.asarray(data, dtype=dtype)
     affine = np.asarray(affine, dtype=np.float64)
     suffix = suffix_of(path)
     if suffix not in (".nii", ".nii.gz", *SITK_SUFFIXES):

@@ -12,13 +12,6 @@ from braindino.errors import VolumeError
 Box = tuple[tuple[int, int, int], tuple[int, int, int]]
 
 
-def _extent(counts: np.ndarray, min_count: float) -> tuple[int, int] | None:
-    kept = np.flatnonzero(counts >= min_count)
-    if kept.size == 0:
-        return None
-    return int(kept[0]), int(kept[-1]) + 1
-
-
 def foreground_box(
     data: np.ndarray,
     threshold: float = 0.0,
@@ -51,14 +44,14 @@ def foreground_box(
     start, stop = [], []
     for axis in range(3):
         min_count = max(1.0, min_plane_fraction * float(counts[axis].max(initial=0)))
-        extent = _extent(counts[axis], min_count)
-        if extent is None:
+        kept = np.flatnonzero(counts[axis] >= min_count)
+        if kept.size == 0:
             raise VolumeError(
                 f"no voxel is above the foreground threshold {threshold:g}",
                 path="data",
                 fix="lower the foreground threshold or check the image is not blank",
             )
         pad = math.ceil(margin / float(spacing[axis]) - 1e-9) if margin > 0 else 0
-        start.append(max(0, extent[0] - pad))
-        stop.append(min(data.shape[axis], extent[1] + pad))
+        start.append(max(0, int(kept[0]) - pad))
+        stop.append(min(data.shape[axis], int(kept[-1]) + 1 + pad))
     return (start[0], start[1], start[2]), (stop[0], stop[1], stop[2])

@@ -15,6 +15,7 @@ For speed, large volumes are summarised from an evenly strided subsample of at m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -110,18 +111,15 @@ def intensity_stats(
 
 
 def robust_normalise(
-    data: np.ndarray,
-    lower: float = 1.0,
-    upper: float = 99.0,
-    max_samples: int | None = DEFAULT_MAX_SAMPLES,
-    path: str | None = None,
+    data: np.ndarray, *args: Any, **kwargs: Any
 ) -> tuple[np.ndarray, IntensityStats]:
     """Clip to the percentiles of the non-zero voxels and z-score by their post-clip mean/std.
 
+    Takes the arguments of ``intensity_stats`` (``lower``, ``upper``, ``max_samples``, ``path``).
     Returns the float32 normalised array and the ``IntensityStats`` used. Raises
     ``VolumeError`` for empty, constant or non-finite input.
     """
-    stats = intensity_stats(data, lower, upper, max_samples, path)
+    stats = intensity_stats(data, *args, **kwargs)
     return stats.apply(data), stats
 
 

@@ -11,7 +11,19 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from braindino.errors import VolumeError
+
 GAUSS_TRUNCATE = 4.0  # Gaussian kernels reach this many sigmas on each side
+
+
+def check_order(order: int) -> None:
+    """Raise ``VolumeError`` unless ``order`` is 0 (nearest, labels) or 1 (linear, images)."""
+    if order not in (0, 1):
+        raise VolumeError(
+            f"order must be 0 (nearest, labels) or 1 (linear, images), got {order}",
+            path="order",
+            fix="pass order=0 for label maps or order=1 for images",
+        )
 
 
 def sample_along_axis(

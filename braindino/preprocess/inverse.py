@@ -18,17 +18,8 @@ from braindino.preprocess.geometry import (
     resampled_grid_of,
     resampled_to_pixel,
 )
-from braindino.preprocess.interpolate import sample_along_axis
+from braindino.preprocess.interpolate import check_order, sample_along_axis
 from braindino.preprocess.types import SliceGeometry
-
-
-def _check_order(order: int) -> None:
-    if order not in (0, 1):
-        raise BrainDinoError(
-            f"order must be 0 (nearest, labels) or 1 (linear, images), got {order}",
-            path="order",
-            fix="pass order=0 for label maps or order=1 for images",
-        )
 
 
 def _check_z(z: np.ndarray, geometry: SliceGeometry) -> np.ndarray:
@@ -57,7 +48,7 @@ def volume_to_slices(
     Pixels outside the crop box (the padding) are 0. ``order=0`` (nearest, dtype kept) for
     label maps, ``order=1`` (linear, float32, no anti-aliasing) for continuous maps.
     """
-    _check_order(order)
+    check_order(order)
     if tuple(np.shape(data)) != tuple(geometry.source_shape):
         raise BrainDinoError(
             f"array shape {np.shape(data)} differs from the source shape {geometry.source_shape}",
@@ -119,7 +110,7 @@ def slices_to_volume(
     dtype kept) for label maps, ``order=1`` (linear in-plane and between slices, float32; a
     missing neighbour slice counts as 0) for images and probabilities.
     """
-    _check_order(order)
+    check_order(order)
     slice_arrays = np.asarray(slice_arrays)
     z = _check_z(z, geometry)
     size = geometry.size

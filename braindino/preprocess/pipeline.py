@@ -40,16 +40,6 @@ def source_box_to_grid(
     return (first[0], first[1], first[2]), (last[0], last[1], last[2])
 
 
-def _check_volume(volume: Volume) -> None:
-    if np.ndim(volume.data) != 3 or min(np.shape(volume.data)) < 1:
-        raise VolumeError(
-            f"expected a 3D volume, got shape {np.shape(volume.data)}",
-            path=volume.path,
-            fix="pick one volume of a 4D series: read_volume(path, volume_index=N), or "
-            "--volume-index N (pretrain/prepare.py, python -m braindino.check)",
-        )
-
-
 def preprocess_volume(
     volume: Volume, cfg: DictConfig | Mapping | PreprocessSettings | None = None
 ) -> SliceStack:
@@ -62,8 +52,14 @@ def preprocess_volume(
     without any slice above the foreground threshold.
     """
     settings = resolve_settings(cfg)
-    _check_volume(volume)
     data = volume.data
+    if np.ndim(data) != 3 or min(np.shape(data)) < 1:
+        raise VolumeError(
+            f"expected a 3D volume, got shape {np.shape(data)}",
+            path=volume.path,
+            fix="pick one volume of a 4D series: read_volume(path, volume_index=N), or "
+            "--volume-index N (pretrain/prepare.py, python -m braindino.check)",
+        )
     stats = intensity_stats(
         data,
         settings.lower_percentile,

@@ -19,6 +19,7 @@ from braindino.errors import VolumeError
 from braindino.io.volume import Volume
 from braindino.preprocess.interpolate import (
     antialias_sigma,
+    check_order,
     gaussian_reach,
     sample_along_axis,
     smooth_along_axis,
@@ -79,18 +80,13 @@ def resampled_grid(
     target = _target_spacing(spacing)
     steps, shifts, sizes = [], [], []
     for axis in range(3):
-        n = int(shape[axis])
-        old = float(source_spacing[axis])
+        n, old = int(shape[axis]), float(source_spacing[axis])
         new = old if target is None else target[axis]
-        if abs(new - old) <= tolerance * new:
-            steps.append(1.0)
-            shifts.append(0.0)
-            sizes.append(n)
-            continue
-        step = new / old
+        keep = abs(new - old) <= tolerance * new  # this axis keeps the source grid
+        step = 1.0 if keep else new / old
         steps.append(step)
         shifts.append((step - 1.0) / 2.0)
-        sizes.append(max(1, round(n / step)))
+        sizes.append(n if keep else max(1, round(n / step)))
     transform = np.diag([*steps, 1.0])
     transform[:3, 3] = shifts
     return ResampledGrid(
@@ -116,24 +112,20 @@ def resample_block(
     ``order`` 1 (linear, float32 out, Gaussian pre-filter on downsampled axes when
     ``antialias``) for images, 0 (nearest, dtype kept) for label maps.
     """
-    positions, sigmas, lows = [], [], []
-    region = []
+    positions, sigmas, region = [], [], []
     for axis in range(3):
         pos = grid.source_positions(axis, np.arange(start[axis], stop[axis]))
         sigma = antialias_sigma(grid.step[axis]) if (antialias and order == 1) else 0.0
         reach = gaussian_reach(sigma)
-        n = data.shape[axis]
         low = max(0, math.floor(pos.min()) - reach)
-        high = min(n, math.floor(pos.max()) + 2 + reach)
-        positions.append(pos)
+        region.append(slice(low, min(data.shape[axis], math.floor(pos.max()) + 2 + reach)))
+        positions.append(pos - low)  # relative to the region read
         sigmas.append(sigma)
-        lows.append(low)
-        region.append(slice(low, high))
     block = data[tuple(region)]
     # Shrinking axes first keeps the intermediate arrays small.
     for axis in sorted(range(3), key=lambda a: -grid.step[a]):
         block = smooth_along_axis(block, axis, sigmas[axis]) if sigmas[axis] > 0 else block
-        block = sample_along_axis(block, axis, positions[axis] - lows[axis], order)
+        block = sample_along_axis(block, axis, positions[axis], order)
     if order == 1:
         block = block.astype(np.float32, copy=False)
     return block
@@ -158,12 +150,7 @@ def resample(
             path=volume.path,
             fix="pick one volume of a 4D series before resampling",
         )
-    if order not in (0, 1):
-        raise VolumeError(
-            f"order must be 0 (nearest, labels) or 1 (linear, images), got {order}",
-            path="order",
-            fix="pass order=0 or order=1",
-        )
+    check_order(order)
     grid = resampled_grid(volume.shape, volume.affine, spacing, tolerance)
     if grid.is_identity:
         return volume

@@ -81,12 +81,8 @@ def _defaults_config() -> DictConfig:
 
 def _number(cfg: DictConfig, key: str, low: float, high: float, integer: bool = False) -> Any:
     value = OmegaConf.select(cfg, key)
-    kind = "an integer" if integer else "a number"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or (integer and not isinstance(value, int))
-    ):
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        kind = "an integer" if integer else "a number"
         raise ConfigError(
             f"'{key}' must be {kind}, got {value!r}", path="preprocess config", fix=f"set {key}"
         )

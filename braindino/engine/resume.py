@@ -43,10 +43,6 @@ def _flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _ignored(key: str, ignore: Iterable[str]) -> bool:
-    return any(key == item or key.startswith(item + ".") for item in ignore)
-
-
 def config_changes(
     saved: DictConfig | Mapping | str, new: DictConfig | Mapping, ignore: Iterable[str] = ()
 ) -> list[str]:
@@ -60,7 +56,7 @@ def config_changes(
     changes = []
     for key in sorted(old.keys() | now.keys()):
         before, after = old.get(key, _ABSENT), now.get(key, _ABSENT)
-        if before != after and not _ignored(key, ignore):
+        if before != after and not any(key == i or key.startswith(i + ".") for i in ignore):
             changes.append(f"{key}: {before} -> {after}")
     return changes
 

@@ -51,11 +51,6 @@ class RunLock:
         self.unsupported: str | None = None
         self._fd: int | None = None
 
-    @property
-    def held(self) -> bool:
-        """Whether this object holds the lock."""
-        return self._fd is not None
-
     def acquire(self) -> RunLock:
         """Take the lock (no waiting); ``ConfigError`` naming the holder if another has it."""
         if self._fd is not None:

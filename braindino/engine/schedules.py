@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -79,10 +79,8 @@ def linear_warmup_then_constant(
     """
     total = _check_count(total_iters, "total_iters", minimum=1)
     warmup = _check_count(warmup_iters, "warmup_iters")
-    if warmup < total:
-        return cosine_schedule(end, end, total, warmup_iters=warmup, start_warmup=start)
-    # Ramp longer than the run: build the whole ramp and keep the part that fits.
-    return cosine_schedule(end, end, warmup + 1, warmup_iters=warmup, start_warmup=start)[:total]
+    length = total if warmup < total else warmup + 1  # a longer ramp is built whole, then cut
+    return cosine_schedule(end, end, length, warmup_iters=warmup, start_warmup=start)[:total]
 
 
 @dataclass(frozen=True)
@@ -123,9 +121,7 @@ class TrainingSchedules:
 
     Arrays (length ``total_iters``): ``lr``, ``weight_decay``, ``momentum`` (teacher EMA),
     ``teacher_temp``, ``freeze_last_layer`` (bool: prototype-layer lr is 0), ``gram_weight``.
-    The trainer sets each optimiser group's lr to ``lr[it] * lr_multiplier`` (0 for groups with
-    ``is_last_layer`` while ``freeze_last_layer[it]``) and its weight decay to
-    ``weight_decay[it] * wd_multiplier``.
+    The trainer sets the optimiser groups from them with ``ssl.param_groups.apply_schedule_values``.
     """
 
     lr: np.ndarray
@@ -151,14 +147,8 @@ class TrainingSchedules:
                 path="schedule.epochs",
                 fix="resume with the same schedule settings or raise schedule.epochs",
             )
-        return {
-            "lr": float(self.lr[iteration]),
-            "weight_decay": float(self.weight_decay[iteration]),
-            "momentum": float(self.momentum[iteration]),
-            "teacher_temp": float(self.teacher_temp[iteration]),
-            "freeze_last_layer": bool(self.freeze_last_layer[iteration]),
-            "gram_weight": float(self.gram_weight[iteration]),
-        }
+        values = {f.name: getattr(self, f.name)[iteration] for f in fields(self)}
+        return {k: bool(v) if k == "freeze_last_layer" else float(v) for k, v in values.items()}
 
     @classmethod
     def build(cls, settings: ScheduleSettings, global_batch_size: int) -> TrainingSchedules:
@@ -167,21 +157,19 @@ class TrainingSchedules:
         per_epoch = _check_count(settings.iters_per_epoch, "schedule.iters_per_epoch", minimum=1)
         epochs = _check_count(settings.epochs, "schedule.epochs", minimum=1)
         total = epochs * per_epoch
-        warmup = _check_count(settings.warmup_epochs, "schedule.warmup_epochs") * per_epoch
+
+        def iters(name: str) -> int:  # an epoch count of ``settings``, in iterations
+            return _check_count(getattr(settings, name), f"schedule.{name}") * per_epoch
+
+        warmup = iters("warmup_epochs")
         if warmup >= total:
             raise ConfigError(
                 f"warmup_epochs ({settings.warmup_epochs}) must be fewer than epochs ({epochs})",
                 path="schedule.warmup_epochs",
                 fix="lower schedule.warmup_epochs or raise schedule.epochs",
             )
-        temp_warmup = (
-            _check_count(settings.teacher_temp_warmup_epochs, "schedule.teacher_temp_warmup_epochs")
-            * per_epoch
-        )
-        freeze = (
-            _check_count(settings.freeze_last_layer_epochs, "schedule.freeze_last_layer_epochs")
-            * per_epoch
-        )
+        temp_warmup = iters("teacher_temp_warmup_epochs")
+        freeze = iters("freeze_last_layer_epochs")
         gram_start = _check_count(settings.gram_start_iter, "schedule.gram_start_iter")
         peak_lr = settings.base_lr * math.sqrt(batch / REFERENCE_BATCH_SIZE)
         lr = cosine_schedule(peak_lr, settings.min_lr, total, warmup_iters=warmup)

@@ -2,7 +2,7 @@
 :func:`~braindino.losses.dino_loss` and :func:`~braindino.losses.ibot_loss`, without ever
 holding the ``[rows, K]`` logits or their gradient.
 
-Switched on by the pretrain config's ``run.fused`` (the default); the plain losses are the
+Switched on by the pretrain config's ``run.fused`` (``auto``: on the CPU); the plain losses are the
 reference it is tested against (values and gradients, float64). With K = 65,536 prototypes the
 two losses are memory-bound: a DINO/iBOT head's last layer gives its logits as two factors,
 :class:`FactoredLogits` (``features @ prototypes.T``), and :func:`factored_cross_entropy` walks
@@ -187,14 +187,8 @@ class _FactoredSoftCrossEntropy(torch.autograd.Function):
                 unit = c / ctx.inv_temperature  # u_k = 1/‖W_k‖
                 correction = torch.linalg.vecdot(block, rows_acc, dim=1).mul_(unit.square())
                 block.addcmul_(rows_acc, correction.unsqueeze(1), value=-1)
-        return (
-            grad_features.to(features.dtype),
-            grad_prototypes.to(prototypes.dtype),
-            None,
-            None,
-            None,
-            None,
-        )
+        grads = grad_features.to(features.dtype), grad_prototypes.to(prototypes.dtype)
+        return (*grads, None, None, None, None)  # none for targets, weights, 1/τ, normalize
 
 
 def _scale(prototypes, normalize, inv_temperature, acc) -> torch.Tensor:

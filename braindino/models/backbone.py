@@ -155,12 +155,17 @@ class MaskableViT(nn.Module):
             tokens, rope = vit.patch_drop(vit._pos_embed(tokens)), None
         return vit.norm_pre(tokens), rope
 
-    def _run_block(self, index: int, tokens: Tensor, rope: Tensor | None) -> Tensor:
-        block = self.vit.blocks[index]
-        kwargs = {"rope": rope} if self.family == "eva" else {}
+    def _block_kwargs(self, rope: Tensor | None) -> dict[str, Any]:
+        return {"rope": rope} if self.family == "eva" else {}
+
+    def _maybe_checkpointed(self, run: Any, *args: Any, **kwargs: Any) -> Tensor:
+        """``run(*args, **kwargs)``, recomputed in the backward under gradient checkpointing."""
         if self.vit.grad_checkpointing and torch.is_grad_enabled():
-            return checkpoint(block, tokens, use_reentrant=False, **kwargs)
-        return block(tokens, **kwargs)
+            return checkpoint(run, *args, use_reentrant=False, **kwargs)
+        return run(*args, **kwargs)
+
+    def _run_block(self, index: int, tokens: Tensor, rope: Tensor | None) -> Tensor:
+        return self._maybe_checkpointed(self.vit.blocks[index], tokens, **self._block_kwargs(rope))
 
     def _split(self, tokens: Tensor) -> FeatureDict:
         n = self.num_prefix_tokens
@@ -197,14 +202,9 @@ class MaskableViT(nn.Module):
             tokens = self._run_block(index, tokens, rope)
         if keep_patches is None:
             return self._split(self.vit.norm(tokens))
-        kwargs = {"rope": rope} if self.family == "eva" else {}
-        args = (self.vit.blocks[-1], tokens, keep_patches, self.num_prefix_tokens, kwargs)
-        if self.vit.grad_checkpointing and torch.is_grad_enabled():
-            rows = checkpoint(run_block_on_rows, *args, use_reentrant=False)
-        else:
-            rows = run_block_on_rows(*args)
-        rows = self.vit.norm(rows)
         batch, n = x.shape[0], self.num_prefix_tokens
+        args = (self.vit.blocks[-1], tokens, keep_patches, n, self._block_kwargs(rope))
+        rows = self.vit.norm(self._maybe_checkpointed(run_block_on_rows, *args))
         prefix = rows[: batch * n].view(batch, n, -1)
         return {"cls": prefix[:, 0], "registers": prefix[:, 1:], "patches": rows[batch * n :]}
 

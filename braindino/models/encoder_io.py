@@ -37,9 +37,7 @@ RANDOM_PREFIX = "random:"
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, list):
+    if isinstance(value, (tuple, list)):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -152,11 +150,7 @@ def load_encoder(
     """
     text = str(path_or_name)
     if text.startswith(RANDOM_PREFIX):
-        arch = text[len(RANDOM_PREFIX) :]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = create_backbone(arch)
-        model.source, model.extra = f"{RANDOM_PREFIX}{arch}:seed={seed}", {}
+        model = _random_backbone(text[len(RANDOM_PREFIX) :], seed)
     elif Path(text).exists():
         model = _load_export(Path(text), map_location)
     elif "/" in text or text.endswith((".safetensors", ".json", ".pth")):
@@ -183,22 +177,20 @@ def random_like(encoder: MaskableViT, seed: int = 0) -> MaskableViT:
     every CLS token nearly identical), so comparing a pretrained encoder built with other init
     arguments against it would measure the initialisation, not the pretraining.
     """
-    kwargs = {
-        k: v
-        for k, v in encoder.timm_kwargs.items()
-        if k not in RESERVED_KWARGS and k not in ("img_size", "in_chans")
-    }
+    kwargs = {k: v for k, v in encoder.timm_kwargs.items() if k not in RESERVED_KWARGS}
+    kwargs.setdefault("img_size", 224)
+    model = _random_backbone(encoder.arch, seed, **{**kwargs, "in_chans": encoder.in_chans})
+    return model.to(next(encoder.parameters()).device).eval()
+
+
+def _random_backbone(arch: str, seed: int, **kwargs: Any) -> MaskableViT:
+    """``create_backbone(arch, **kwargs)`` initialised under ``seed`` (the global RNG untouched),
+    its ``source`` ``random:<arch>:seed=<seed>`` (caches add the weights' digest)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = create_backbone(
-            encoder.arch,
-            img_size=encoder.timm_kwargs.get("img_size", 224),
-            in_chans=encoder.in_chans,
-            **kwargs,
-        )
-    model.source = f"{RANDOM_PREFIX}{encoder.arch}:seed={seed}"  # + weights digest in caches
-    model.extra = {}
-    return model.to(next(encoder.parameters()).device).eval()
+        model = create_backbone(arch, **kwargs)
+    model.source, model.extra = f"{RANDOM_PREFIX}{arch}:seed={seed}", {}
+    return model
 
 
 def read_encoder_config(folder: Path) -> dict[str, Any]:

@@ -123,18 +123,13 @@ def build_timm_model(
                 path="pretrained",
                 fix=_OFFLINE_FIX,
             ) from err
+        keys = ("embed_dim", "depth", "num_heads", "in_chans")  # what usually decides the fit
+        summary = ", ".join(f"{k}={kwargs[k]}" for k in keys if k in kwargs) or "its defaults"
         raise BrainDinoError(
-            f"weights do not fit {timm_name} with {_arch_summary(kwargs)} "
-            f"({type(err).__name__}: {first_line})",
+            f"weights do not fit {timm_name} with {summary} ({type(err).__name__}: {first_line})",
             path=overlay["file"] if overlay else "pretrained",
             fix="pass the architecture these weights were trained with as arch",
         ) from err
-
-
-def _arch_summary(kwargs: dict[str, Any]) -> str:
-    """A short description of the model options that usually decide whether weights fit."""
-    keys = ("embed_dim", "depth", "num_heads", "in_chans")
-    return ", ".join(f"{k}={kwargs[k]}" for k in keys if k in kwargs) or "its defaults"
 
 
 def _hub_problem(model_name: str) -> str | None:
@@ -182,18 +177,17 @@ def _weight_source(
     if path.is_file():
         return timm_name, {"file": str(path)}, False
     text = str(pretrained)
-    looks_like_file = text.endswith(WEIGHT_SUFFIXES) or "/" in text.replace("hf-hub:", "", 1)
-    if looks_like_file and not text.startswith("hf-hub:"):
-        raise BrainDinoError(
-            "pretrained weights file not found",
-            path=text,
-            fix="check the path, or pass a timm name such as 'vit_base_patch16_dinov3.lvd1689m'",
-        )
     if text.startswith("hf-hub:"):
         raise ConfigError(
             f"pretrained={text!r}: hf-hub: names carry their own architecture",
             path="pretrained",
             fix="download the checkpoint and pass its file with the matching arch",
+        )
+    if text.endswith(WEIGHT_SUFFIXES) or "/" in text:
+        raise BrainDinoError(
+            "pretrained weights file not found",
+            path=text,
+            fix="check the path, or pass a timm name such as 'vit_base_patch16_dinov3.lvd1689m'",
         )
     base, _, tag = text.partition(".")
     if base != timm_name:

@@ -48,10 +48,8 @@ def build_student(cfg: DictConfig) -> StudentNetwork:
         **OmegaConf.to_container(m.kwargs),
     )
     dim = backbone.embed_dim
-    heads = {
-        name: DINOHead(dim, **OmegaConf.to_container(cfg.heads[name])) for name in ("dino", "ibot")
-    }
-    return StudentNetwork(backbone, heads["dino"], heads["ibot"])
+    heads = [DINOHead(dim, **OmegaConf.to_container(cfg.heads[name])) for name in ("dino", "ibot")]
+    return StudentNetwork(backbone, *heads)
 
 
 def fused_step(value: Any, device_type: str) -> bool:
@@ -102,6 +100,12 @@ def resolve_checkpoint(path: str | Path, key: str) -> Path:
     return path
 
 
+def teacher_backbone_weights(state: dict) -> dict:
+    """The EMA teacher's backbone weights of a checkpoint ``state``, under the backbone's keys."""
+    prefix = "backbone."
+    return {k.removeprefix(prefix): v for k, v in state["teacher"].items() if k.startswith(prefix)}
+
+
 def build_optimizer(cfg: DictConfig, meta: SelfDistillation) -> torch.optim.AdamW:
     """AdamW over the student's parameter groups (layer-wise lr decay, no decay on norms...)."""
     groups = build_param_groups(
@@ -116,8 +120,7 @@ def build_optimizer(cfg: DictConfig, meta: SelfDistillation) -> torch.optim.Adam
     # faster than the default on the CPU, where it matters for 65,536-prototype heads; sharded
     # (DTensor) parameters keep the default implementation.
     params = [p for g in groups for p in g["params"]]
-    plain = all(type(p.data) is torch.Tensor and p.device.type in ("cpu", "cuda") for p in params)
-    if plain:
+    if all(type(p.data) is torch.Tensor and p.device.type in ("cpu", "cuda") for p in params):
         try:
             return torch.optim.AdamW(groups, betas=betas, fused=True)
         except (RuntimeError, TypeError):  # a build without the fused kernel for this device

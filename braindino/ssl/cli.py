@@ -31,13 +31,16 @@ config.json records.
 """
 
 
+def _parser(script: str, description: str) -> argparse.ArgumentParser:
+    formatter = argparse.RawTextHelpFormatter
+    return argparse.ArgumentParser(
+        prog=prog_name(script), description=description, formatter_class=formatter
+    )
+
+
 def pretrain_main(argv: Sequence[str] | None = None) -> int:
     """Parse the pretraining arguments, merge the config, and train (75: interrupted, resumable)."""
-    parser = argparse.ArgumentParser(
-        prog=prog_name("pretrain/run.py"),
-        description=PRETRAIN_HELP,
-        formatter_class=argparse.RawTextHelpFormatter,
-    )
+    parser = _parser("pretrain/run.py", PRETRAIN_HELP)
     parser.add_argument(
         "--config",
         action="append",
@@ -76,11 +79,7 @@ def pretrain_main(argv: Sequence[str] | None = None) -> int:
 
 def export_main(argv: Sequence[str] | None = None) -> int:
     """Parse the export arguments and write the encoder folder."""
-    parser = argparse.ArgumentParser(
-        prog=prog_name("python pretrain/export.py"),
-        description=EXPORT_HELP,
-        formatter_class=argparse.RawTextHelpFormatter,
-    )
+    parser = _parser("python pretrain/export.py", EXPORT_HELP)
     parser.add_argument("run", help="run folder (its latest checkpoint) or a checkpoint file")
     parser.add_argument("out", help="output folder")
     args = parser.parse_args(argv)

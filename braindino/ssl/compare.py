@@ -61,9 +61,7 @@ class Comparison:
             "train_seconds": round(self.train_seconds),
             "random_init": {str(seed): rounded(s) for seed, s in self.random_init.items()},
             "pretrained": rounded(self.pretrained),
-            "gains": {
-                c: {t: round(g, 3) for t, g in self.gains(c).items()} for c in self.pretrained
-            },
+            "gains": rounded({c: self.gains(c) for c in self.pretrained}),
             "entropy_range": entropy_range(self.entropy),
             "monitors": self.monitors,
         }
@@ -76,12 +74,16 @@ def score_encoder(
     return {name: probes.evaluate(backbone, k, classifier=name) for name in classifiers}
 
 
-def teacher_entropy_history(run_dir: str | Path) -> list[tuple[int, float]]:
-    """(iteration, teacher-target entropy / log K) for every logged step of a run."""
+def _scalar_events(run_dir: str | Path):
+    """The run's TensorBoard log, every scalar kept."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(Path(run_dir) / "tb"), size_guidance={"scalars": 0})
-    events.Reload()
+    return EventAccumulator(str(Path(run_dir) / "tb"), size_guidance={"scalars": 0}).Reload()
+
+
+def teacher_entropy_history(run_dir: str | Path) -> list[tuple[int, float]]:
+    """(iteration, teacher-target entropy / log K) for every logged step of a run."""
+    events = _scalar_events(run_dir)
     entropy = events.Scalars("monitor/teacher_entropy")
     log_k = events.Scalars("monitor/teacher_entropy_max")
     return [(e.step, e.value / m.value) for e, m in zip(entropy, log_k, strict=True)]
@@ -89,10 +91,7 @@ def teacher_entropy_history(run_dir: str | Path) -> list[tuple[int, float]]:
 
 def last_scalars(run_dir: str | Path, tags: Sequence[str]) -> dict[str, float]:
     """The last logged value of each TensorBoard scalar ``tag`` of a run."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(Path(run_dir) / "tb"))
-    events.Reload()
+    events = _scalar_events(run_dir)
     return {tag: round(events.Scalars(tag)[-1].value, 3) for tag in tags}
 
 

@@ -97,11 +97,6 @@ def build_loader(
     return loader, sampler
 
 
-def to_device(batch: tuple[torch.Tensor, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Move a loader batch to the device (non-blocking from pinned memory)."""
-    return tuple(t.to(device, non_blocking=True) for t in batch)
-
-
 def crop_size_mixture(cfg: DictConfig) -> CropSizeMixture:
     """The run's augmentations by step: the ``augment`` sizes, or a ``highres.crop_sizes``
     mixture drawn per step from (``run.seed``, step); Gram crops when the Gram weight is on."""

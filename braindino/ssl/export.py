@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from braindino.engine.checkpoint import load_checkpoint
 from braindino.models import create_backbone, save_encoder
-from braindino.ssl.build import resolve_checkpoint
+from braindino.ssl.build import resolve_checkpoint, teacher_backbone_weights
 
 
 def export_run(run_or_checkpoint: str | Path, out_dir: str | Path) -> Path:
@@ -28,9 +28,7 @@ def export_run(run_or_checkpoint: str | Path, out_dir: str | Path) -> Path:
         in_chans=int(cfg.model.in_chans),
         **kwargs,
     )
-    prefix = "backbone."
-    weights = {k[len(prefix) :]: v for k, v in state["teacher"].items() if k.startswith(prefix)}
-    backbone.load_state_dict(weights)
+    backbone.load_state_dict(teacher_backbone_weights(state))
     extra = {
         "run": str(Path(run_or_checkpoint).resolve()),
         "checkpoint": path.name,
@@ -43,11 +41,7 @@ def export_run(run_or_checkpoint: str | Path, out_dir: str | Path) -> Path:
 
 def _shard_preprocessing(shards: str | None) -> dict:
     """The preprocessing config saved by prepare beside the shards ({} when unavailable)."""
-    if not shards:
+    if not shards or not (Path(shards) / "config.yaml").is_file():
         return {}
-    saved = Path(shards) / "config.yaml"
-    if not saved.is_file():
-        return {}
-    cfg = OmegaConf.load(saved)
-    section = cfg.get("preprocess")
+    section = OmegaConf.load(Path(shards) / "config.yaml").get("preprocess")
     return {} if section is None else OmegaConf.to_container(section, resolve=True)

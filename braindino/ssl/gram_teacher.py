@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig
 
 from braindino.engine.checkpoint import load_checkpoint
-from braindino.ssl.build import resolve_checkpoint
+from braindino.ssl.build import resolve_checkpoint, teacher_backbone_weights
 from braindino.ssl.meta_arch import SelfDistillation
 
 
@@ -30,16 +30,10 @@ def update_gram_teacher(
     if gram_weight <= 0:
         return refreshes, None
     if meta.gram_teacher is None:
-        if str(g.teacher) == "ema":
-            meta.set_gram_teacher()
-        else:
+        meta.set_gram_teacher()  # the EMA teacher's backbone, or a checkpoint's teacher backbone
+        if str(g.teacher) != "ema":
             state = load_checkpoint(resolve_checkpoint(g.teacher, "gram.teacher"))
-            prefix = "backbone."
-            weights = {
-                k[len(prefix) :]: v for k, v in state["teacher"].items() if k.startswith(prefix)
-            }
-            meta.set_gram_teacher()
-            meta.gram_teacher.load_state_dict(weights)
+            meta.gram_teacher.load_state_dict(teacher_backbone_weights(state))
         meta.gram_teacher.to(device)
         return refreshes, f"gram teacher set at iteration {step}"
     start = int(cfg.schedule.gram_start_iter)

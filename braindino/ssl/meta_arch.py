@@ -120,8 +120,7 @@ def effective_rank(features: Tensor) -> Tensor:
     """exp(entropy of the normalised singular values) of centred features: 1 = collapsed."""
     x = features.float() - features.float().mean(0, keepdim=True)
     s = torch.linalg.svdvals(x)
-    p = s / s.sum().clamp_min(1e-12)
-    return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
+    return torch.exp(_entropy(s / s.sum().clamp_min(1e-12)))
 
 
 class SelfDistillation(nn.Module):
@@ -190,11 +189,10 @@ class SelfDistillation(nn.Module):
         """The Gram teacher's patch tokens of the global crops on the student's patch grid: of
         ``gram_crops`` (higher resolution, undistorted) resized bicubically when the batch
         holds them, else of the student's own global crops."""
-        glob = batch["global_crops"]
+        glob, teacher = batch["global_crops"], self.gram_teacher
         crops = batch.get("gram_crops", glob)
-        patches = self.gram_teacher.forward_features(crops)["patches"]
-        backbone = self.gram_teacher
-        grid, size = backbone.patch_grid(*crops.shape[-2:]), backbone.patch_grid(*glob.shape[-2:])
+        patches = teacher.forward_features(crops)["patches"]
+        grid, size = teacher.patch_grid(*crops.shape[-2:]), teacher.patch_grid(*glob.shape[-2:])
         return resize_patch_grid(patches, grid, size)
 
     # ------------------------------------------------------------------ losses

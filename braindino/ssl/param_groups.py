@@ -42,11 +42,6 @@ class ParamSettings:
     is_last_layer: bool
 
 
-def _count_blocks(names: Sequence[str]) -> int:
-    ids = [int(m.group(1)) for name in names if (m := _BLOCK.search(name))]
-    return max(ids) + 1 if ids else 0
-
-
 def _layer_id(name: str, depth: int) -> int:
     if any(token in name for token in _TOKENS) or "patch_embed" in name:
         return 0
@@ -54,10 +49,6 @@ def _layer_id(name: str, depth: int) -> int:
     if match:
         return int(match.group(1)) + 1
     return depth + 1
-
-
-def _is_last_layer(name: str, keywords: Sequence[str]) -> bool:
-    return any(word in name for word in keywords)
 
 
 def param_settings(
@@ -84,7 +75,9 @@ def param_settings(
             fix="use 0.2 (recipe) or 1.0",
         )
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    depth = _count_blocks([n for n, _ in named]) if depth is None else depth
+    if depth is None:
+        ids = [int(m.group(1)) for name, _ in named if (m := _BLOCK.search(name))]
+        depth = max(ids) + 1 if ids else 0
     settings: dict[str, ParamSettings] = {}
     for name, param in named:
         lr_mult = layer_decay ** (depth + 1 - _layer_id(name, depth))
@@ -96,7 +89,7 @@ def param_settings(
         settings[name] = ParamSettings(
             lr_multiplier=lr_mult,
             wd_multiplier=0.0 if no_decay else 1.0,
-            is_last_layer=_is_last_layer(name, last_layer_keywords),
+            is_last_layer=any(word in name for word in last_layer_keywords),
         )
     return settings
 
@@ -172,8 +165,5 @@ def clip_gradients(
     norms: dict[str, torch.Tensor] = {}
     for name, module in modules.items():
         params = [p for p in module.parameters() if p.grad is not None]
-        if not params:
-            norms[name] = torch.zeros(())
-            continue
-        norms[name] = torch.nn.utils.clip_grad_norm_(params, limit)
+        norms[name] = torch.nn.utils.clip_grad_norm_(params, limit) if params else torch.zeros(())
     return norms

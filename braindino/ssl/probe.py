@@ -35,17 +35,18 @@ POOLINGS = ("cls", "cls+patch")
 CLASSIFIERS = ("knn", "logreg")
 
 
+def _unknown(what: str, value: str, choices: Sequence[str], path: str) -> ConfigError:
+    fix = f"use one of {', '.join(choices)}"
+    return ConfigError(f"unknown probe {what} '{value}'", path=path, fix=fix)
+
+
 def check_probe_options(
     pooling: str = "cls", blocks: int = 1, classifier: str = "knn", prefix: str = ""
 ) -> None:
     """One clear ConfigError for an unknown pooling or classifier or a bad block count
     (``prefix``: where the options live, e.g. ``"probe."`` in the pretrain config)."""
     if pooling not in POOLINGS:
-        raise ConfigError(
-            f"unknown probe pooling '{pooling}'",
-            path=f"{prefix}pooling",
-            fix=f"use one of {', '.join(POOLINGS)}",
-        )
+        raise _unknown("pooling", pooling, POOLINGS, f"{prefix}pooling")
     if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
         raise ConfigError(
             f"probe blocks must be a positive int, got {blocks!r}",
@@ -53,11 +54,7 @@ def check_probe_options(
             fix="use 1 (last block) or e.g. 4 (DINOv2's linear-eval features)",
         )
     if classifier not in CLASSIFIERS:
-        raise ConfigError(
-            f"unknown probe classifier '{classifier}'",
-            path=f"{prefix}classifier",
-            fix=f"use one of {', '.join(CLASSIFIERS)}",
-        )
+        raise _unknown("classifier", classifier, CLASSIFIERS, f"{prefix}classifier")
 
 
 @dataclass(frozen=True)
@@ -133,11 +130,7 @@ def probe_items(cohort: str | Path, task: str, exclude: Sequence[str] = ()) -> l
             rows,
             lambda r: {"CN": "normal", "MCI": "impaired", "AD": "impaired"}.get(r["diagnosis"]),
         )
-    raise ConfigError(
-        f"unknown probe task '{task}'",
-        path="probe.tasks",
-        fix=f"use one of {', '.join((*VOLUME_TASKS, *SLICE_TASKS))}",
-    )
+    raise _unknown("task", task, (*VOLUME_TASKS, *SLICE_TASKS), "probe.tasks")
 
 
 def central_slices(
@@ -214,13 +207,12 @@ def slice_task(
     for folder, row in _truth_rows(Path(cohort), exclude):
         if not row.get(marker) or not row.get("file_seg"):
             continue
-        for column in SEQUENCE_COLUMNS:
-            if row.get(column):
-                image, mask = folder / row[column], folder / row["file_seg"]
-                slices, positive = lesion_slices(image, mask, size, per_class, 0.002, preprocess)
-                images.append(slices)
-                labels += ["lesion" if p else "clear" for p in positive]
-                groups += [f"{folder.name}/{row['subject']}"] * len(positive)
+        for column in (c for c in SEQUENCE_COLUMNS if row.get(c)):
+            image, mask = folder / row[column], folder / row["file_seg"]
+            slices, positive = lesion_slices(image, mask, size, per_class, preprocess=preprocess)
+            images.append(slices)
+            labels += ["lesion" if p else "clear" for p in positive]
+            groups += [f"{folder.name}/{row['subject']}"] * len(positive)
     if not images:
         raise DataError(
             f"probe task '{task}' found no cases with a lesion mask",
@@ -341,12 +333,8 @@ class ProbeSet:
         self, backbone: torch.nn.Module, k: int = 5, folds: int = 5, classifier: str = "knn"
     ) -> dict[str, float]:
         """Balanced accuracy per task of a ``knn`` or ``logreg`` probe (subject-grouped CV)."""
-        return {
-            task: balanced_accuracy(labels, predicted)
-            for task, (labels, predicted, _) in self.predictions(
-                backbone, k, folds, classifier
-            ).items()
-        }
+        predictions = self.predictions(backbone, k, folds, classifier)
+        return {task: balanced_accuracy(y, p) for task, (y, p, _) in predictions.items()}
 
     def predictions(
         self, backbone: torch.nn.Module, k: int = 5, folds: int = 5, classifier: str = "logreg"

@@ -12,6 +12,7 @@ checkpointed, so an interrupted and resumed run reaches the same weights as an u
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import time
@@ -49,7 +50,6 @@ from braindino.ssl.data import (
     crop_size_mixture,
     log_crop_images,
     sampling_weights,
-    to_device,
 )
 from braindino.ssl.gram_teacher import update_gram_teacher
 from braindino.ssl.meta_arch import SelfDistillation
@@ -69,6 +69,7 @@ def step_seed(seed: int, iteration: int, rank: int) -> int:
 
 
 _check_distribution = check_distribution  # the name tests/test_distributed.py imports
+CLIPPED_PARTS = ("backbone", "dino_head", "ibot_head")  # each clipped on its own (DINOv2)
 
 
 class Trainer:
@@ -121,10 +122,7 @@ class Trainer:
         # A sharded student gets its optimiser after sharding (its parameters are replaced).
         self.optimizer = None if self.sharded else build_optimizer(cfg, self.meta)
         self._optimizer_state: dict | None = None
-        self.step = 0
-        self.nonfinite_in_row = 0
-        self.skipped_steps = 0
-        self.gram_refreshes = 0
+        self.step = self.nonfinite_in_row = self.skipped_steps = self.gram_refreshes = 0
         self._probe: PeriodicProbe | None = None
         self._resume_state: dict | None = None
         sampler_state = self._maybe_resume()
@@ -218,14 +216,6 @@ class Trainer:
         self.acc.wait_for_everyone()
         return path
 
-    # ------------------------------------------------------------------ Gram teacher
-    def _update_gram_teacher(self, gram_weight: float) -> None:
-        self.gram_refreshes, line = update_gram_teacher(
-            self.meta, self.cfg, self.step, self.gram_refreshes, gram_weight, self.acc.device
-        )
-        if line:
-            self.log.line(line)
-
     # ------------------------------------------------------------------ one step
     def _batch(self, raw: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         torch.manual_seed(step_seed(self.seed, self.step, self.rank))  # drop path etc.
@@ -234,7 +224,7 @@ class Trainer:
         groups = self.batch_size // self.augment_group
         first = self.rank * groups
         seeds = [step_seed(self.seed, self.step, first + k) for k in range(groups)]
-        images, scale, offset = to_device(raw, self.acc.device)
+        images, scale, offset = (t.to(self.acc.device, non_blocking=True) for t in raw)
         return augment_groups(self.augment.for_step(self.step), images, scale, offset, seeds)
 
     def _train_step(self, batch: dict, values: dict) -> dict[str, torch.Tensor] | None:
@@ -256,20 +246,12 @@ class Trainer:
             self.meta.student.dino_head.drop_last_layer_grad()
             self.meta.student.ibot_head.drop_last_layer_grad()
         clip = self.cfg.optim.clip_grad
-        norms = clip_gradients(
-            {
-                "backbone": self.meta.student.backbone,
-                "dino_head": self.meta.student.dino_head,
-                "ibot_head": self.meta.student.ibot_head,
-            },
-            None if clip is None else float(clip),
-        )
+        parts = {name: getattr(self.meta.student, name) for name in CLIPPED_PARTS}
+        norms = clip_gradients(parts, None if clip is None else float(clip))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        if self.sharded:
-            with unsharded(self.meta.student):  # the EMA needs the whole student
-                self.meta.update_teacher(values["momentum"])
-        else:
+        # the EMA needs the whole student
+        with unsharded(self.meta.student) if self.sharded else contextlib.nullcontext():
             self.meta.update_teacher(values["momentum"])
         logs.update({f"grad_norm/{k}": v for k, v in norms.items()})
         return logs
@@ -328,11 +310,16 @@ class Trainer:
         with signals_blocked():  # workers start with them blocked, then ignore them
             data = iter(self.loader)
         tick, seen = time.perf_counter(), 0
-        status = "done"
+        status, device, probed = "done", self.acc.device, False
+        checkpoint_every, probe_every = int(cfg.run.checkpoint_every), int(cfg.probe.every)
         try:
             while self.step < total:
                 values = self.schedules.at(self.step)
-                self._update_gram_teacher(values["gram_weight"])
+                self.gram_refreshes, line = update_gram_teacher(
+                    self.meta, cfg, self.step, self.gram_refreshes, values["gram_weight"], device
+                )
+                if line:
+                    self.log.line(line)
                 batch = self._batch(next(data))
                 logs = self._train_step(batch, values)
                 if logs is None:
@@ -350,34 +337,27 @@ class Trainer:
                     bar.set_postfix(loss=f"{float(logs['loss/total']):.3f}")
                     tick, seen = time.perf_counter(), 0
                 every = int(cfg.run.image_every)
-                if every and self.step % every == 0:
-                    self._log_images(batch)
-                if self.step % int(cfg.run.checkpoint_every) == 0 or self.step == total:
+                if every and self.step % every == 0 and self.acc.is_main_process:
+                    log_crop_images(self.log, batch, self.step)
+                saved = self.step % checkpoint_every == 0 or self.step == total
+                if saved:
                     self.save()
-                probe_every = int(cfg.probe.every)
-                if cfg.probe.enabled and probe_every and self.step % probe_every == 0:
+                probed = cfg.probe.enabled and probe_every and self.step % probe_every == 0
+                if probed:
                     self.probe()
                 if stop.should_exit():
                     names = "+".join(signal.Signals(n).name for n in stop.received)
                     self.log.line(f"signal {names}: checkpointing at {self.step}")
-                    if self.step % int(cfg.run.checkpoint_every) != 0 and self.step != total:
+                    if not saved:
                         self.save()
                     status = "interrupted"
                     break
         finally:
             bar.close()
             stop.restore()
-        if (
-            status == "done"
-            and cfg.probe.enabled
-            and not (int(cfg.probe.every) and self.step % int(cfg.probe.every) == 0)
-        ):
+        if status == "done" and cfg.probe.enabled and not probed:
             self.probe()
         return status
-
-    def _log_images(self, batch: dict) -> None:
-        if self.acc.is_main_process:
-            log_crop_images(self.log, batch, self.step)
 
     def probe(self) -> dict | None:
         """Frozen-feature probe (``probe.classifier``: k-NN or logistic regression) of the EMA

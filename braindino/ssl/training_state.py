@@ -15,6 +15,8 @@ from omegaconf import OmegaConf
 from braindino.errors import ConfigError
 from braindino.ssl.sharding import full_model_state, full_optimizer_state
 
+COUNTERS = ("nonfinite_in_row", "skipped_steps", "gram_refreshes")  # the trainer's, besides step
+
 
 def training_state(trainer: Any) -> dict:
     """Everything a resume of ``trainer`` (a :class:`~braindino.ssl.trainer.Trainer`) needs.
@@ -34,9 +36,7 @@ def training_state(trainer: Any) -> dict:
         "gram_teacher": None if gram is None else gram.state_dict(),
         "optimizer": optimizer,
         "sampler": trainer.sampler.state_dict(consumed=consumed),
-        "nonfinite_in_row": trainer.nonfinite_in_row,
-        "skipped_steps": trainer.skipped_steps,
-        "gram_refreshes": trainer.gram_refreshes,
+        **{name: getattr(trainer, name) for name in COUNTERS},
         "config": OmegaConf.to_yaml(trainer.cfg),
         "arch": str(trainer.cfg.model.arch),
     }
@@ -64,7 +64,6 @@ def restore_training_state(trainer: Any, state: dict, path: Path) -> dict:
     else:
         trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.step = int(state["step"])
-    trainer.nonfinite_in_row = int(state.get("nonfinite_in_row", 0))
-    trainer.skipped_steps = int(state.get("skipped_steps", 0))
-    trainer.gram_refreshes = int(state.get("gram_refreshes", 0))
+    for name in COUNTERS:
+        setattr(trainer, name, int(state.get(name, 0)))
     return state["sampler"]

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from braindino.features.encode import slice_input
+
 
 @torch.inference_mode()
 def cls_attention(encoder: nn.Module, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
@@ -21,7 +23,6 @@ def cls_attention(encoder: nn.Module, images: np.ndarray, batch_size: int = 16) 
     attn = encoder.vit.blocks[-1].attn
     grid = encoder.patch_grid(*images.shape[-2:])
     prefix = encoder.num_prefix_tokens
-    param = next(encoder.parameters())
     seen: list[torch.Tensor] = []
     hook = attn.attn_drop.register_forward_hook(
         lambda _module, _args, out: seen.append(out[:, :, 0, prefix:].float().cpu())
@@ -31,9 +32,8 @@ def cls_attention(encoder: nn.Module, images: np.ndarray, batch_size: int = 16) 
     encoder.eval()
     try:
         for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
-            x = x.unsqueeze(1).to(device=param.device, dtype=param.dtype)
-            encoder.forward_features(x.expand(-1, encoder.in_chans, -1, -1))
+            chunk = np.ascontiguousarray(images[start : start + batch_size])
+            encoder.forward_features(slice_input(encoder, torch.from_numpy(chunk)))
     finally:
         hook.remove()
         attn.fused_attn = fused

@@ -18,6 +18,14 @@ EPILOG = """examples:
 """
 
 
+#: flags whose value goes to the ``AnalyzeOptions`` field of the same name as it is
+PLAIN_FLAGS = (
+    "encoder", "task", "data_root", "folder", "out", "probe_subjects", "probe_slices", "shift",
+    "tissue_modality", "tumour_modality", "tumour_task", "tumour_root", "volumes", "show",
+    "neighbours", "bootstrap", "seed",
+)  # fmt: skip
+
+
 def _default(name: str):
     return default_of(AnalyzeOptions, name)
 
@@ -81,28 +89,9 @@ def _words(value: str | None) -> list[str] | None:
 def parse_options(argv: Sequence[str] | None = None) -> AnalyzeOptions:
     """``AnalyzeOptions`` from the command line (flags not given keep their defaults)."""
     args = build_parser().parse_args(argv)
-    given = {
-        "encoder": args.encoder,
-        "task": args.task,
-        "data_root": args.data_root,
-        "folder": args.folder,
-        "out": args.out,
-        "analyses": _words(args.analyses),
-        "probes": _words(args.probes),
-        "probe_subjects": args.probe_subjects,
-        "probe_slices": args.probe_slices,
-        "scales": list_values([args.scales], int, "--scales") if args.scales else None,
-        "shift": args.shift,
-        "tissue_modality": args.tissue_modality,
-        "tumour_modality": args.tumour_modality,
-        "tumour_task": args.tumour_task,
-        "tumour_root": args.tumour_root,
-        "volumes": args.volumes,
-        "show": args.show,
-        "neighbours": args.neighbours,
-        "bootstrap": args.bootstrap,
-        "seed": args.seed,
-    }
+    given = {name: getattr(args, name) for name in PLAIN_FLAGS}
+    given["analyses"], given["probes"] = _words(args.analyses), _words(args.probes)
+    given["scales"] = list_values([args.scales], int, "--scales") if args.scales else None
     if args.compare:
         compare = [w for value in args.compare for w in _words(value) or []]
         given["compare"] = [] if compare == ["none"] else compare

@@ -126,16 +126,6 @@ def _subject_bootstrap(metric_of_rows, groups, n_groups, bootstrap: int, seed: i
     return bootstrap_ci(metric, np.arange(n_groups), n=bootstrap, seed=seed)
 
 
-def _scored(y_true, y_pred, groups, n_groups, bootstrap: int, seed: int):
-    return _subject_bootstrap(
-        lambda rows: balanced_accuracy(y_true[rows], y_pred[rows]),
-        groups,
-        n_groups,
-        bootstrap,
-        seed,
-    )
-
-
 def paired_probe_difference(
     first: DenseProbeResult, second: DenseProbeResult, bootstrap: int = 1000, seed: int = 0
 ) -> tuple[float, float, float]:
@@ -277,7 +267,10 @@ def dense_probe(
     y_test, g_test = y[test_rows], group[test_rows]
 
     def score(pred):
-        return _scored(y_test, pred, g_test, len(test), bootstrap, seed)
+        def metric(rows):
+            return balanced_accuracy(y_test[rows], pred[rows])
+
+        return _subject_bootstrap(metric, g_test, len(test), bootstrap, seed)
 
     counts = np.bincount(y_test, minlength=len(classes))
     return DenseProbeResult(

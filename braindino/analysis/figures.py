@@ -37,17 +37,10 @@ def plot_probes(rows: list[dict], path: Path) -> Path:
             found = [r for r in rows if (r["probe"], r["scale"]) == key and r["series"] == name]
             if not found:
                 continue
-            r = found[0]
+            r, x = found[0], j + i * width
             err = [[r["value"] - r["low"]], [r["high"] - r["value"]]]
-            ax.bar(
-                j + i * width,
-                r["value"],
-                width,
-                yerr=err,
-                color=f"C{i}",
-                capsize=2,
-                label=name if j == 0 else None,
-            )
+            label = name if j == 0 else None
+            ax.bar(x, r["value"], width, yerr=err, color=f"C{i}", capsize=2, label=label)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(keys))])
     ax.set_xticklabels([f"{p}\nx{s}" for p, s in keys], fontsize=8)
     ax.set_ylabel("balanced accuracy (test subjects)")

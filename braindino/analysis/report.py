@@ -50,20 +50,12 @@ def probe_section(probes: list[dict], labels: list[str], plots: Path) -> list[st
             + f" | {_ci(first['position_baseline'])} | "
             f"{_ci(first['position_baseline_unshifted'])} | {counts} |"
         )
-        for label in labels:
-            bars.append(
-                {
-                    "probe": probe,
-                    "scale": scale,
-                    "series": label,
-                    **rows[label]["balanced_accuracy"],
-                }
-            )
-        for series, key in (
-            ("position (shifted)", "position_baseline"),
-            ("position (unshifted)", "position_baseline_unshifted"),
-        ):
-            bars.append({"probe": probe, "scale": scale, "series": series, **first[key]})
+        series = [(label, rows[label]["balanced_accuracy"]) for label in labels]
+        series += [
+            ("position (shifted)", first["position_baseline"]),
+            ("position (unshifted)", first["position_baseline_unshifted"]),
+        ]
+        bars += [{"probe": probe, "scale": scale, "series": s, **entry} for s, entry in series]
     figures.plot_probes(bars, plots / "dense_probes.png")
     first = probes[0]
     lines += ["", *_paired_lines(probes, labels[0]), "![dense probes](plots/dense_probes.png)"]
@@ -136,19 +128,16 @@ def map_sections(maps: dict, labels: list[str], plots: Path) -> list[str]:
             figures.plot_attention(images[k], per, title, plots / name)
             lines += [f"![attention {title}](plots/{name})", ""]
     if maps.get("hits"):
-        stacks = maps["stacks"]
-        panels = {
-            label: [
-                (
-                    images[k],
-                    titles[k],
-                    [
-                        (stacks[v][z], f"{volumes[v].subject} slice {z}\ncos {s:.4f}")
-                        for v, z, s in maps["hits"][label][k]
-                    ],
-                )
-                for k in range(len(shown))
+        stacks, hits = maps["stacks"], maps["hits"]
+
+        def neighbours(label: str, k: int) -> list[tuple]:
+            return [
+                (stacks[v][z], f"{_title(volumes[v], z)}\ncos {s:.4f}")
+                for v, z, s in hits[label][k]
             ]
+
+        panels = {
+            label: [(images[k], titles[k], neighbours(label, k)) for k in range(len(shown))]
             for label in labels
         }
         figures.plot_retrieval(panels, plots / "retrieval.png")

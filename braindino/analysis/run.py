@@ -81,28 +81,16 @@ def run_probes(options: AnalyzeOptions, encoders: dict, preprocess: dict) -> tup
             labelled_case(main, s, image, labels, preprocess, options.probe_slices, choose)
             for s, image, labels in volumes
         ]
+        settings = {"shift": options.shift, "rule": rule, "foreground_only": foreground}
+        settings.update(bootstrap=options.bootstrap, seed=options.seed)
         for scale in options.scales:
             results = {}
             for label, encoder in encoders.items():
                 say(f"[analyze] dense probe {probe} x{scale}: {label}", options.progress)
-                result = results[label] = dense_probe(
-                    encoder,
-                    cases,
-                    classes,
-                    scale=scale,
-                    shift=options.shift,
-                    rule=rule,
-                    foreground_only=foreground,
-                    bootstrap=options.bootstrap,
-                    seed=options.seed,
-                )
-                record = {
-                    "probe": probe,
-                    "encoder": label,
-                    "rule": rule,
-                    "modality": modality,
-                    **result.as_dict(),
-                }
+                result = dense_probe(encoder, cases, classes, scale=scale, **settings)
+                results[label] = result
+                record = {"probe": probe, "encoder": label, "rule": rule, "modality": modality}
+                record.update(result.as_dict())
                 main_result = results["encoder"]
                 if label != "encoder" and main_result.same_test_patches(result):
                     difference = paired_probe_difference(

@@ -7,23 +7,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from braindino.features.encode import slice_input
+
 
 @torch.inference_mode()
 def patch_tokens(encoder: nn.Module, images: np.ndarray, batch_size: int = 16) -> dict:
     """Final-norm tokens of slices ``[S, H, W]`` (float32 z-scores; H, W multiples of the patch
     size) in eval mode (the encoder's mode is restored): ``cls`` ``[S, D]`` and ``patches``
     ``[S, h, w, D]`` (row-major patch grid), both float32 numpy."""
-    param = next(encoder.parameters())
     grid = encoder.patch_grid(*images.shape[-2:])
     was_training = encoder.training
     encoder.eval()
     cls, patches = [], []
     try:
         for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
-            x = x.unsqueeze(1).to(device=param.device, dtype=param.dtype)
-            if encoder.in_chans > 1:
-                x = x.expand(-1, encoder.in_chans, -1, -1)
+            chunk = np.ascontiguousarray(images[start : start + batch_size])
+            x = slice_input(encoder, torch.from_numpy(chunk))
             out = encoder.forward_features(x)
             cls.append(out["cls"].float().cpu())
             patches.append(out["patches"].float().cpu().reshape(len(x), *grid, -1))

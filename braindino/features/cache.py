@@ -71,12 +71,8 @@ class FeatureCache:
 
     def key(self, settings: Mapping[str, Any], path: str | Path) -> tuple[str, dict]:
         """The key of one file's features under resolved ``settings``, and its parts."""
-        return feature_key(
-            settings["identity"],
-            settings["preprocess"],
-            settings["options"],
-            file_fingerprint(path),
-        )
+        parts = (settings["identity"], settings["preprocess"], settings["options"])
+        return feature_key(*parts, file_fingerprint(path))
 
     def entry_path(self, key: str) -> Path:
         """Where the entry of ``key`` is (or would be) stored."""
@@ -129,11 +125,8 @@ class FeatureCache:
         path = self.root / INDEX_FILE
         if not path.is_file():
             return []
-        return [
-            json.loads(line)
-            for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
 
     # ------------------------------------------------------------------------------ use
     def get_or_compute(

@@ -20,18 +20,14 @@ FEATURE_VERSION = 1  # bump when encode_volume's output changes for the same inp
 _DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _weights_state(encoder: nn.Module) -> dict:
-    state = getattr(encoder, "timm_state_dict", None)
-    return state() if callable(state) else encoder.state_dict()
-
-
 def weights_digest(encoder: nn.Module) -> str:
     """SHA-256 of the encoder's weights (names, shapes, dtypes, values).
 
     Remembered per encoder object until a weight changes in place (an optimiser step), so asking
     again for an unchanged encoder costs nothing.
     """
-    state = _weights_state(encoder)
+    timm_state = getattr(encoder, "timm_state_dict", None)
+    state = timm_state() if callable(timm_state) else encoder.state_dict()
     stamp = tuple((k, v.data_ptr(), v._version) for k, v in state.items())
     cached = _DIGESTS.get(encoder)
     if cached is not None and cached[0] == stamp:

@@ -106,15 +106,21 @@ def _sites(mask: np.ndarray, stride: int) -> np.ndarray:
     return idx[:: max(1, stride)].astype(np.int32)
 
 
-@functools.lru_cache(maxsize=2)
-def load_anatomy(resolution: float = 2.0) -> Anatomy:
-    """The template anatomy at 1 or 2 mm (cached per process; about 1 s at 2 mm)."""
+def check_resolution(resolution: float) -> float:
+    """``resolution`` as a float, or a ConfigError when the template has no such grid."""
     if float(resolution) not in RESOLUTIONS:
         raise ConfigError(
             f"resolution {resolution} mm is not available",
             path="resolution",
             fix="use 2 (fast, default) or 1 (the template's native grid)",
         )
+    return float(resolution)
+
+
+@functools.lru_cache(maxsize=2)
+def load_anatomy(resolution: float = 2.0) -> Anatomy:
+    """The template anatomy at 1 or 2 mm (cached per process; about 1 s at 2 mm)."""
+    check_resolution(resolution)
     t1, mask, gm, wm, affine = _load_nilearn(resolution)
     spacing = float(abs(affine[0, 0]))
     brain = (mask > 0.5).astype(np.float32)

@@ -12,6 +12,7 @@ import argparse
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,18 +24,7 @@ from braindino.synth import baseline_features as bf
 from braindino.synth.cohort_specs import COHORTS, SEQUENCES
 
 MIN_SUBJECTS = 10
-TASKS = (
-    "adni",
-    "oasis",
-    "abide",
-    "brain_age",
-    "brats_sequence",
-    "brats_seg",
-    "ucsf_idh",
-    "upenn_survival_cls",
-    "upenn_cox",
-    "atlas_stroke",
-)
+ADNI_CLASSES = {"CN": 0, "MCI": 1, "AD": 2}
 
 
 def _truth(root: Path, cohort: str) -> pd.DataFrame | None:
@@ -111,7 +101,7 @@ def _regression(X: np.ndarray, y: np.ndarray) -> dict:
     }
 
 
-def _too_few(y: np.ndarray, classification: bool) -> str | None:
+def _too_few(y, classification: bool) -> str | None:
     if len(y) < MIN_SUBJECTS:
         return f"{len(y)} subjects (need {MIN_SUBJECTS})"
     if classification and (len(np.unique(y)) < 2 or np.bincount(y).min() < 2):
@@ -128,13 +118,12 @@ def _multi(root: Path, cohort: str, row, roles: Iterable[str]) -> dict[str, np.n
     return {role: _image(root, cohort, row[f"file_{role}"]).data for role in roles}
 
 
-def _neuro_task(root: Path, cohort: str, target: Callable[[pd.DataFrame], np.ndarray], kind: str):
+def _neuro_task(root: Path, cohort: str, target: Callable[[pd.DataFrame], Any], kind: str):
     truth = _truth(root, cohort)
     if truth is None:
         return None
-    y = target(truth)
-    why = _too_few(y, kind == "class")
-    if why:
+    y = np.asarray(target(truth), float if kind == "regress" else int)
+    if why := _too_few(y, kind == "class"):
         return {"skipped": why}
     X = _t1_table(root, cohort, truth)
     return _classification(X, y) if kind == "class" else _regression(X, y)
@@ -154,13 +143,8 @@ def _brats_sequence(root: Path) -> dict | None:
     X, y, groups = [], [], []
     for i, row in truth.iterrows():
         for label, seq in enumerate(SEQUENCES):
-            X.append(
-                list(
-                    bf.sequence_features(
-                        _image(root, "brats2021", row[f"file_{seq}"]).data
-                    ).values()
-                )
-            )
+            data = _image(root, "brats2021", row[f"file_{seq}"]).data
+            X.append(list(bf.sequence_features(data).values()))
             y.append(label)
             groups.append(i)
     return _classification(np.array(X), np.array(y), np.array(groups))
@@ -188,12 +172,12 @@ def _brats_seg(root: Path) -> dict | None:
     return {f"dice_{k}": float(np.mean(v)) for k, v in scores.items()} | {"n": n}
 
 
-def _glioma_class(root: Path, cohort: str, target: Callable[[pd.DataFrame], np.ndarray]):
+def _glioma_class(root: Path, cohort: str, target: Callable[[pd.DataFrame], Any]):
     truth = _truth(root, cohort)
     if truth is None:
         return None
-    keep = target(truth) >= 0
-    truth, y = truth[keep].reset_index(drop=True), target(truth)[keep]
+    y = np.asarray(target(truth), int)
+    truth, y = truth[y >= 0].reset_index(drop=True), y[y >= 0]
     why = _too_few(y, True)
     return {"skipped": why} if why else _classification(_glioma_table(root, cohort, truth), y)
 
@@ -205,8 +189,8 @@ def _upenn_cox(root: Path) -> dict | None:
     truth = _truth(root, "upenn")
     if truth is None:
         return None
-    if len(truth) < MIN_SUBJECTS:
-        return {"skipped": f"{len(truth)} subjects (need {MIN_SUBJECTS})"}
+    if why := _too_few(truth, False):
+        return {"skipped": why}
     X = _glioma_table(root, "upenn", truth)
     X = (X - X.mean(0)) / np.maximum(X.std(0), 1e-9)
     time = truth["observed_days"].to_numpy(float)
@@ -226,8 +210,8 @@ def _atlas(root: Path) -> dict | None:
     if truth is None:
         return None
     y = np.log1p(truth["days_since_stroke"].to_numpy(float))
-    if len(y) < MIN_SUBJECTS:
-        return {"skipped": f"{len(y)} subjects (need {MIN_SUBJECTS})"}
+    if why := _too_few(y, False):
+        return {"skipped": why}
     rows = []
     for _, row in truth.iterrows():
         t1 = _image(root, "atlas", row["file_T1"])
@@ -242,30 +226,20 @@ def _survival_label(truth: pd.DataFrame) -> np.ndarray:
     return np.where(days > 365, 1, np.where(event == 1, 0, -1))
 
 
-def _task_runners(root: Path) -> dict[str, Callable[[], dict | None]]:
-    return {
-        "adni": lambda: _neuro_task(
-            root,
-            "adni",
-            lambda t: t["diagnosis"].map({"CN": 0, "MCI": 1, "AD": 2}).to_numpy(int),
-            "class",
-        ),
-        "oasis": lambda: _neuro_task(
-            root, "oasis", lambda t: (t["cdr"] > 0).to_numpy(int), "class"
-        ),
-        "abide": lambda: _neuro_task(root, "abide", lambda t: t["autism"].to_numpy(int), "class"),
-        "brain_age": lambda: _neuro_task(
-            root, "ixi", lambda t: t["age"].to_numpy(float), "regress"
-        ),
-        "brats_sequence": lambda: _brats_sequence(root),
-        "brats_seg": lambda: _brats_seg(root),
-        "ucsf_idh": lambda: _glioma_class(
-            root, "ucsf", lambda t: t["glioma_idh_mutant"].to_numpy(int)
-        ),
-        "upenn_survival_cls": lambda: _glioma_class(root, "upenn", _survival_label),
-        "upenn_cox": lambda: _upenn_cox(root),
-        "atlas_stroke": lambda: _atlas(root),
-    }
+#: task -> its score on the cohort in a folder (None when the cohort lacks the dataset)
+RUNNERS: dict[str, Callable[[Path], dict | None]] = {
+    "adni": lambda r: _neuro_task(r, "adni", lambda t: t["diagnosis"].map(ADNI_CLASSES), "class"),
+    "oasis": lambda r: _neuro_task(r, "oasis", lambda t: t["cdr"] > 0, "class"),
+    "abide": lambda r: _neuro_task(r, "abide", lambda t: t["autism"], "class"),
+    "brain_age": lambda r: _neuro_task(r, "ixi", lambda t: t["age"], "regress"),
+    "brats_sequence": _brats_sequence,
+    "brats_seg": _brats_seg,
+    "ucsf_idh": lambda r: _glioma_class(r, "ucsf", lambda t: t["glioma_idh_mutant"]),
+    "upenn_survival_cls": lambda r: _glioma_class(r, "upenn", _survival_label),
+    "upenn_cox": _upenn_cox,
+    "atlas_stroke": _atlas,
+}
+TASKS = tuple(RUNNERS)
 
 
 def run_baseline(
@@ -279,9 +253,8 @@ def run_baseline(
             path=root,
             fix="give the folder written by `python -m braindino.synth --out DIR`",
         )
-    runners = _task_runners(root)
     chosen = list(TASKS if tasks is None else tasks)
-    unknown = [t for t in chosen if t not in runners]
+    unknown = [t for t in chosen if t not in RUNNERS]
     if unknown:
         raise DataError(
             f"unknown baseline task(s) {unknown}", path="tasks", fix=f"choose from {list(TASKS)}"
@@ -290,7 +263,7 @@ def run_baseline(
 
     results = {}
     for task in tqdm(chosen, desc="baseline", unit="task", disable=not progress):
-        result = runners[task]()
+        result = RUNNERS[task](root)
         if result is not None:
             results[task] = result
     return results

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from braindino.io import Volume
+from braindino.synth.anatomy import world_axes
 
 BRAIN_CENTRE_MM = (0.0, -18.0, 12.0)
 BRAIN_AXES_MM = (55.0, 72.0, 45.0)  # an ellipsoid lying inside every brain
@@ -18,15 +19,7 @@ DARK = 0.42  # T1 intensity (relative to white matter) below which a voxel count
 
 def world_grid(volume: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MNI mm of each voxel of an axis-aligned RAS volume, as open grids."""
-    axes = []
-    for i in range(3):
-        idx = np.arange(volume.shape[i], dtype=np.float32)
-        view = [1, 1, 1]
-        view[i] = volume.shape[i]
-        axes.append(
-            (volume.affine[i, i] * idx + volume.affine[i, 3]).astype(np.float32).reshape(view)
-        )
-    return tuple(axes)  # type: ignore[return-value]
+    return world_axes(volume.affine, volume.shape)
 
 
 def box(x, y, z, xr, yr, zr, mirror: bool = True) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from braindino.errors import ConfigError, DataError
-from braindino.synth.anatomy import RESOLUTIONS, load_anatomy
+from braindino.synth.anatomy import check_resolution, load_anatomy
 from braindino.synth.cohort_specs import COHORTS, POOL_CODE, POOL_STYLES, resolve_cohorts
 from braindino.synth.knobs import SynthKnobs
 from braindino.synth.layouts import WrittenSubject, layout_for, write_tables
@@ -139,17 +139,12 @@ def _check_args(seed: Any, resolution: float, workers: int | None) -> tuple[int,
         ) from exc
     if seed < 0:
         raise ConfigError(f"seed must be >= 0, got {seed}", path="seed", fix="e.g. 0")
-    if float(resolution) not in RESOLUTIONS:
-        raise ConfigError(
-            f"resolution {resolution} mm is not available",
-            path="resolution",
-            fix="use 2 (fast, default) or 1",
-        )
+    resolution = check_resolution(resolution)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = min(2, cpus) if workers is None else int(workers)
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}", path="workers", fix="e.g. 2")
-    return seed, float(resolution), workers
+    return seed, resolution, workers
 
 
 def generate_cohort(

@@ -30,9 +30,8 @@ class Layout:
 
     cohort: str = ""
     patterns: tuple[str, ...] = ()
-    seg_values: ClassVar[
-        dict[int, int]
-    ] = {}  # synth label (1 core, 2 oedema, 3 enhancing) -> dataset's
+    # synth label (1 core, 2 oedema, 3 enhancing) -> dataset's
+    seg_values: ClassVar[dict[int, int]] = {}
     space_code: int = 1
 
     def paths(self, index: int, truth: dict) -> tuple[str, dict[str, str]]:

@@ -35,12 +35,6 @@ METRIC_NAMES = {
 }
 
 
-def _template() -> str:
-    return (
-        resources.files("braindino.synth").joinpath("cohort_readme.md").read_text(encoding="utf-8")
-    )
-
-
 def _cohort_table(config: dict) -> str:
     lines = []
     for name, n in config["subjects"].items():
@@ -113,7 +107,7 @@ def write_readme(out: Path, config: dict, scores: dict | None) -> Path:
         "survival_noise": f"{knobs['survival_noise']:g}",
         "followup_max_days": f"{knobs['followup_max_days']:g}",
     }
-    text = _template()
+    text = resources.files("braindino.synth").joinpath("cohort_readme.md").read_text("utf-8")
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)
     path = Path(out) / "README.md"

@@ -15,7 +15,7 @@ import numpy as np
 from braindino.synth.anatomy import Anatomy
 from braindino.synth.knobs import SynthKnobs
 from braindino.synth.shapes import irregular_distance, local_box, soft_inside
-from braindino.synth.tissue import TissueMaps
+from braindino.synth.tissue import TissueMaps, replace_tissue
 
 LESION = 5  # internal label value on the template grid
 
@@ -60,15 +60,12 @@ def add_stroke(
     tissue = maps["gm"][box] + maps["wm"][box] + maps["wmh"][box]
     lesion = soft_inside(dist, s.radius_mm) * anat.brain[box] * np.clip(tissue * 1.5, 0.0, 1.0)
     rim = 1.0 - soft_inside(dist, s.radius_mm - 3.0)
-    for name in ("gm", "wm", "csf", "wmh"):
-        maps[name][box] *= 1.0 - lesion
     parts = {
         "cavity": lesion * s.cavitation * (1.0 - rim),
         "gliosis": lesion * s.cavitation * rim,
         "injury": lesion * (1.0 - s.cavitation),
     }
-    for name, part in parts.items():
-        maps.setdefault(name, np.zeros_like(maps["gm"]))[box] += part
+    replace_tissue(maps, box, lesion, parts)
     labels[box][lesion >= 0.5] = LESION
 
 

@@ -84,7 +84,7 @@ def synthesize_subject(
     if not healthy and spec.pathology == "stroke":
         stroke = sample_stroke(rng, anat, knobs)
     maps = subject_tissue(rng, anat, factors)
-    template_volumes = {k: v for k, v in tissue_volumes_ml(maps, anat.spacing).items()}
+    template_volumes = tissue_volumes_ml(maps, anat.spacing)
     pushes = ()
     if glioma is not None:
         pushes = (add_glioma(rng, anat, maps, labels, glioma),)
@@ -123,9 +123,8 @@ def synthesize_subject(
         for source, target in ((NECROTIC_CORE, 1), (OEDEMA, 2), (ENHANCING, 3)):
             segmentation[subject_labels == source] = target
         volumes = {
-            "ncr_ml": float((segmentation == 1).sum()) * voxel_ml,
-            "ed_ml": float((segmentation == 2).sum()) * voxel_ml,
-            "et_ml": float((segmentation == 3).sum()) * voxel_ml,
+            f"{name}_ml": float((segmentation == label).sum()) * voxel_ml
+            for label, name in enumerate(("ncr", "ed", "et"), start=1)
         }
         survival(rng, glioma, factors.age, volumes["ncr_ml"] + volumes["et_ml"], knobs)
         truth.update(glioma_record(glioma))

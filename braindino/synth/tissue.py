@@ -59,6 +59,15 @@ def _wmh(rng: np.random.Generator, anat: Anatomy, maps: TissueMaps, load: float)
     maps["wmh"] = fraction
 
 
+def replace_tissue(maps: TissueMaps, box, removed: np.ndarray, parts: TissueMaps) -> None:
+    """Take ``removed`` (0..1 on ``box``) out of GM, WM, CSF and WMH and add the lesion
+    ``parts`` (class -> fraction on ``box``; a class map is made on first use), in place."""
+    for name in ("gm", "wm", "csf", "wmh"):
+        maps[name][box] *= 1.0 - removed
+    for name, part in parts.items():
+        maps.setdefault(name, np.zeros_like(maps["gm"]))[box] += part
+
+
 def subject_tissue(rng: np.random.Generator, anat: Anatomy, f: SubjectFactors) -> TissueMaps:
     """GM, WM, CSF and WMH fractions for subject ``f`` on the template grid (float32)."""
     maps: TissueMaps = {"gm": anat.gm.copy(), "wm": anat.wm.copy(), "csf": anat.csf.copy()}

@@ -19,7 +19,7 @@ from braindino.synth.deform import Push
 from braindino.synth.fields import smooth_field
 from braindino.synth.knobs import SynthKnobs
 from braindino.synth.shapes import irregular_distance, local_box, soft_inside
-from braindino.synth.tissue import TissueMaps
+from braindino.synth.tissue import TissueMaps, replace_tissue
 
 # internal label values on the template grid (0 outside the brain, 1 brain)
 NECROTIC_CORE, OEDEMA, ENHANCING = 2, 3, 4
@@ -116,12 +116,8 @@ def add_glioma(
     oedema *= _same_hemisphere(anat, box, g.centre_mm[0])
 
     tumour = np.clip(core + oedema, 0.0, 1.0)
-    for name in ("gm", "wm", "csf", "wmh"):
-        maps[name][box] *= 1.0 - tumour
-    for name, part in (("necrosis", necrosis), ("core", solid), ("enhancing", enhancing)):
-        full = maps.setdefault(name, np.zeros_like(maps["gm"]))
-        full[box] += part
-    maps.setdefault("oedema", np.zeros_like(maps["gm"]))[box] += oedema
+    parts = {"necrosis": necrosis, "core": solid, "enhancing": enhancing, "oedema": oedema}
+    replace_tissue(maps, box, tumour, parts)
 
     local = labels[box]
     local[oedema >= 0.5] = OEDEMA

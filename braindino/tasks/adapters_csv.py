@@ -71,22 +71,19 @@ def csv_manifest(task: DictConfig, root: Path) -> tuple[list[dict], DropLog]:
     path = root if root.is_file() else find_table(root, as_list(data.table) or ["manifest.csv"])
     frame = read_table(path)
     rules = LabelRules.from_config(task)
-    subject_col = pick_column(
-        frame, ["subject", *as_list(data.subject_column)], path, "data.subject_column"
-    )
+
+    def column(key: str, *first: str) -> str:
+        """The manifest's ``first`` column, else the task's ``data.<key>`` one."""
+        return pick_column(frame, [*first, *as_list(data[key])], path, f"data.{key}")
+
+    subject_col = column("subject_column", "subject")
     images = manifest_image_columns(list(frame.columns), path)
     kind = task.target
     label_col = time_col = event_col = None
     if kind in ("class", "regression"):
-        names = ["target", "label", *as_list(data.label_column)]
-        label_col = pick_column(frame, names, path, "data.label_column")
+        label_col = column("label_column", "target", "label")
     if kind == "survival":
-        time_col = pick_column(
-            frame, ["time", *as_list(data.time_column)], path, "data.time_column"
-        )
-        event_col = pick_column(
-            frame, ["event", *as_list(data.event_column)], path, "data.event_column"
-        )
+        time_col, event_col = column("time_column", "time"), column("event_column", "event")
     split_col = "split" if "split" in frame.columns else None
     if kind == "class" and not rules.classes:
         values = frame[label_col][~frame[label_col].map(rules.is_missing)]

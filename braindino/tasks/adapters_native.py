@@ -51,11 +51,6 @@ def _no_samples(root: Path, task: DictConfig, detail: str) -> DataError:
 TARGET_FIELDS = ("label", "target", "time", "event", "value")
 
 
-def _same_target(rows: list[tuple[str, dict, dict]]) -> bool:
-    first = rows[0][1]
-    return all(all(f[k] == first[k] for k in TARGET_FIELDS) for _, f, _ in rows[1:])
-
-
 def _by_subject(targets: Targets, prefix: str, duplicates: str) -> dict[str, list]:
     """The table rows grouped by subject key; several rows with different targets are excluded
     (``conflicting_duplicate``) unless ``duplicates`` is ``first``; same targets count once."""
@@ -63,10 +58,9 @@ def _by_subject(targets: Targets, prefix: str, duplicates: str) -> dict[str, lis
     for row in targets.rows:
         groups.setdefault(subject_key(prefix + row[0]), []).append(row)
     for key, rows in list(groups.items()):
-        if len(rows) < 2:
-            continue
-        if _same_target(rows):
-            continue  # one subject's several visits or images, one label: its rows are hints
+        first = rows[0][1]
+        if all(f[k] == first[k] for _, f, _ in rows[1:] for k in TARGET_FIELDS):
+            continue  # one row, or one subject's visits or images with one label: rows are hints
         if duplicates == "first":
             targets.log.drop("conflicting_duplicate_kept_first", rows[0][0], len(rows) - 1)
             groups[key] = rows[:1]

@@ -80,19 +80,19 @@ def exam_date(text: str) -> str | None:
     """A date written as ``2006-04-18`` (ISO, also the start of ``2006-04-18_08_20_30.0``),
     ``4/18/2006`` (ADNI IDA, month first) or ``20060418``, as ``YYYY-MM-DD``; else None."""
     text = str(text).strip()
-    for regex, order in _DATES:
+    for regex in _DATES:
         match = regex.match(text)
         if match:
-            year, month, day = (int(match.group(k)) for k in order)
+            year, month, day = (int(match.group(k)) for k in "ymd")
             if 1 <= month <= 12 and 1 <= day <= 31:
                 return f"{year:04d}-{month:02d}-{day:02d}"
     return None
 
 
 _DATES = (
-    (re.compile(r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"), ("y", "m", "d")),
-    (re.compile(r"^(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})"), ("y", "m", "d")),
-    (re.compile(r"^(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})"), ("y", "m", "d")),
+    re.compile(r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"),
+    re.compile(r"^(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})"),
+    re.compile(r"^(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})"),
 )
 
 
@@ -142,11 +142,9 @@ def _earliest(paths: list[str], dated: Mapping[str, str | None]) -> list[str]:
 def _nearest(dated: Mapping[str, str | None], wanted: Sequence[str], tolerance: int) -> list[str]:
     """The paths whose date is nearest one of ``wanted`` (earliest wanted first), within
     ``tolerance`` days; [] when none is."""
-    import datetime as dt
+    from datetime import date
 
-    def day(text: str) -> dt.date:
-        return dt.date.fromisoformat(text)
-
+    day = date.fromisoformat
     for target in sorted(wanted):
         gaps = {p: abs((day(d) - day(target)).days) for p, d in dated.items() if d}
         best = min(gaps.values(), default=None)

@@ -56,7 +56,7 @@ def _frame(
     rows: list[dict], task: DictConfig, classes: list[str], log: DropLog, sources: dict
 ) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
-    images = sorted((c for c in frame.columns if c.startswith("image")), key=lambda c: (len(c), c))
+    images = image_columns(frame)
     for col in ("label", "target", "time", "event", "patient", "timepoint"):
         if col not in frame.columns:
             frame[col] = None
@@ -75,16 +75,8 @@ def _frame(
         frame = frame.drop(columns="value")
     if task.target == "survival":
         frame["event"] = frame["event"].astype(int)
-    frame.attrs.update(
-        {
-            "task": task.name,
-            "target": task.target,
-            "classes": classes,
-            "sources": sources,
-            "dropped": dict(log.counts),
-            "excluded": list(log.excluded),
-        }
-    )
+    frame.attrs.update(task=task.name, target=task.target, classes=classes, sources=sources)
+    frame.attrs.update(dropped=dict(log.counts), excluded=list(log.excluded))
     return frame
 
 
@@ -155,15 +147,9 @@ def load_manifest(
     frame = _frame(rows, task, classes, log, {})
     frame = assign_patients(frame, task, log)
     subjects = int(frame["subject"].nunique())
-    sources = {str(task.name): {"root": str(path), "subjects": subjects}}
-    frame.attrs.update(
-        {
-            "sources": sources,
-            "dropped": dict(log.counts),
-            "excluded": list(log.excluded),
-            "timepoint": str(task.data.timepoint),
-        }
-    )
+    frame.attrs["sources"] = {str(task.name): {"root": str(path), "subjects": subjects}}
+    frame.attrs.update(dropped=dict(log.counts), excluded=list(log.excluded))
+    frame.attrs["timepoint"] = str(task.data.timepoint)
     return frame
 
 

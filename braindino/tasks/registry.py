@@ -95,37 +95,28 @@ def load_task(name: str | Path, overrides: Mapping | Sequence[str] | None = None
     return cfg  # type: ignore[return-value]
 
 
+def _check_choice(key: str, value: Any, allowed: Sequence[str], where: str, fix: str) -> None:
+    if value not in allowed:
+        raise ConfigError(
+            f"{key} '{value}' is not one of {', '.join(allowed)}", path=where, fix=fix
+        )
+
+
 def validate_task(cfg: DictConfig) -> None:
     """Raise ConfigError for the first inconsistent value of a merged task config."""
     where = f"task {cfg.name}"
-    if cfg.target not in TARGETS:
-        raise ConfigError(
-            f"target '{cfg.target}' is not one of {', '.join(TARGETS)}",
-            path=where,
-            fix="set target: class, regression, survival or segmentation",
-        )
+    fix = "set target: class, regression, survival or segmentation"
+    _check_choice("target", cfg.target, TARGETS, where, fix)
     if cfg.target == "segmentation":
         validate_segmentation(cfg)
     data = cfg.data
-    if data.adapter not in ADAPTERS:
-        raise ConfigError(
-            f"data.adapter '{data.adapter}' is not one of {', '.join(ADAPTERS)}",
-            path=where,
-            fix="set data.adapter to table, folders, csv or union",
-        )
-    if data.scans not in SCANS:
-        raise ConfigError(
-            f"data.scans '{data.scans}' is not one of {', '.join(SCANS)}",
-            path=where,
-            fix="set data.scans: first",
-        )
+    fix = "set data.adapter to table, folders, csv or union"
+    _check_choice("data.adapter", data.adapter, ADAPTERS, where, fix)
+    _check_choice("data.scans", data.scans, SCANS, where, "set data.scans: first")
     for key, allowed in (("duplicates", DUPLICATES), ("timepoint", TIMEPOINTS)):
-        if str(data[key]) not in allowed:
-            raise ConfigError(
-                f"data.{key} '{data[key]}' is not one of {', '.join(allowed)}",
-                path=where,
-                fix=f"set data.{key}: {allowed[0]}",
-            )
+        _check_choice(
+            f"data.{key}", str(data[key]), allowed, where, f"set data.{key}: {allowed[0]}"
+        )
     if data.event_if_no_column not in (None, 0, 1):
         raise ConfigError(
             f"data.event_if_no_column is {data.event_if_no_column!r}",

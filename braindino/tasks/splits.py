@@ -122,14 +122,13 @@ def make_splits(
             assigned.update(_assign(strata.loc[sorted(train)], share, seed))
     patient_of = dict(zip(manifest["subject"].astype(str), units["subject"].astype(str)))
     subjects = sorted(patient_of)
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "subject": subjects,
             "split": [assigned[patient_of[s]] for s in subjects],
             "stratum": [strata[patient_of[s]] for s in subjects],
         }
     )
-    return frame
 
 
 def _patient_units(manifest: pd.DataFrame) -> pd.DataFrame:

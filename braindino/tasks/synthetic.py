@@ -32,10 +32,6 @@ def default_cohort_dir() -> Path:
     return cache_dir() / COHORT_FOLDER
 
 
-def _complete(cohort: Path) -> bool:
-    return (cohort / "cohort.json").is_file() and (cohort / "README.md").is_file()
-
-
 def ensure_cohort(
     cohort: Path | None = None,
     subjects: int | dict[str, int] = DEFAULT_SUBJECTS,
@@ -50,7 +46,7 @@ def ensure_cohort(
     never leaves a half-written cohort behind.
     """
     cohort = Path(cohort) if cohort is not None else default_cohort_dir()
-    if _complete(cohort):
+    if (cohort / "cohort.json").is_file() and (cohort / "README.md").is_file():  # complete
         return cohort
     if cohort.exists() and any(cohort.iterdir()):
         raise DataError(

@@ -9,20 +9,11 @@ patient's earliest timepoint is a sample, the others being left out with a reaso
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 from omegaconf import DictConfig
 
 from braindino.config import config_regex
 from braindino.tasks.droplog import DropLog
-
-
-def _pattern(task: DictConfig) -> re.Pattern | None:
-    text = task.data.patient
-    if not text:
-        return None
-    return config_regex(str(text), "data.patient", f"task {task.name}", "patient")
 
 
 def _order(timepoint: object) -> tuple:
@@ -38,7 +29,10 @@ def assign_patients(frame: pd.DataFrame, task: DictConfig, log: DropLog) -> pd.D
     A subject id the pattern does not match is its own patient. A ``patient`` column the data
     already has (a generic CSV manifest) is kept.
     """
-    regex = _pattern(task)
+    text = task.data.patient
+    regex = (
+        config_regex(str(text), "data.patient", f"task {task.name}", "patient") if text else None
+    )
     frame = frame.copy()
     if "patient" not in frame.columns:
         frame["patient"] = None

@@ -158,11 +158,10 @@ def load_config(
 
 def save_config(cfg: DictConfig | ListConfig, path: str | Path) -> None:
     """Write the merged config as YAML (atomically) so a run folder records what it ran."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
-    tmp.replace(path)
+    from braindino.io.atomic import atomic_write
+
+    text = OmegaConf.to_yaml(cfg, resolve=True)
+    atomic_write(path, lambda handle: handle.write(text), mode="w")
 
 
 def config_regex(

@@ -12,14 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.releases import (
-    build_abide1,
-    build_adni,
-    build_atlas2,
-    build_ida,
-    build_ixi,
-    build_oasis1,
-)
+from fixtures import releases_neuro as release
 from fixtures.releases_neuro import (
     ABIDE_EXPECTED,
     ABIDE_NO_T1,
@@ -67,13 +60,13 @@ def image_ids(frame) -> dict[str, tuple[str, str]]:
 
 @pytest.mark.parametrize("table", ["ADNIMERGE_15Nov2023.csv", "ADNIMERGE.csv"])
 def test_adni_baseline_image_and_label_from_adnimerge(tmp_path, table):
-    root = build_adni(tmp_path, table=table)
+    root = release.build_adni(tmp_path, table=table)
     frame = load_manifest(load_task("adni"), root=root)
     assert image_ids(frame) == ADNI_EXPECTED
 
 
 def test_adni_images_sit_in_the_download_tree(tmp_path):
-    root = build_adni(tmp_path)
+    root = release.build_adni(tmp_path)
     frame = load_manifest(load_task("adni"), root=root)
     row = frame[frame["subject"] == "002_S_0295"].iloc[0]
     assert row["image"] == str(
@@ -83,14 +76,14 @@ def test_adni_images_sit_in_the_download_tree(tmp_path):
 
 
 def test_adni_subject_without_download_is_reported(tmp_path):
-    root = build_adni(tmp_path)
+    root = release.build_adni(tmp_path)
     frame = load_manifest(load_task("adni"), root=root)
     assert ADNI_NO_IMAGE not in set(frame["subject"])
     assert ADNI_NO_IMAGE in excluded_subjects(frame)
 
 
 def test_adni_ida_collection_csv(tmp_path):
-    root = build_ida(tmp_path, table=IDA_TABLE)
+    root = release.build_ida(tmp_path, table=IDA_TABLE)
     frame = load_manifest(load_task("adni"), root=root)
     assert image_ids(frame) == IDA_EXPECTED
 
@@ -102,7 +95,7 @@ def test_adni_ida_collection_csv(tmp_path):
 def ixi(request, tmp_path) -> Path:
     if request.param == "xls":
         pytest.importorskip("xlwt", reason="writing the IXI.xls fixture needs xlwt")
-    return build_ixi(tmp_path, fmt=request.param)
+    return release.build_ixi(tmp_path, fmt=request.param)
 
 
 def test_ixi_ages_with_duplicate_rows(ixi):
@@ -137,7 +130,7 @@ def test_ixi_duplicates_first_keeps_the_first_row(ixi):
 
 @pytest.fixture(scope="module")
 def oasis(tmp_path_factory) -> Path:
-    return build_oasis1(tmp_path_factory.mktemp("oasis"))
+    return release.build_oasis1(tmp_path_factory.mktemp("oasis"))
 
 
 def test_oasis_raw_names_carry_the_published_voxel_axes():
@@ -205,7 +198,7 @@ def test_oasis_manifest_raw_mpr1_with_cdr_labels(oasis):
 
 
 def test_atlas_stroke_public_release_has_no_time_since_stroke(tmp_path):
-    root = build_atlas2(tmp_path / "ATLAS_2")
+    root = release.build_atlas2(tmp_path / "ATLAS_2")
     with pytest.raises(DataError) as info:
         load_manifest(load_task("atlas_stroke"), root=root)
     message = str(info.value)
@@ -215,7 +208,7 @@ def test_atlas_stroke_public_release_has_no_time_since_stroke(tmp_path):
 
 
 def test_atlas_stroke_with_a_user_table(tmp_path):
-    root = build_atlas2(tmp_path / "ATLAS_2", days_table="days_since_stroke.csv")
+    root = release.build_atlas2(tmp_path / "ATLAS_2", days_table="days_since_stroke.csv")
     frame = load_manifest(load_task("atlas_stroke", ["data.table=days_since_stroke.csv"]), root)
     assert dict(zip(frame["subject"], frame["value"])) == ATLAS_DAYS
     for row in frame.to_dict("records"):
@@ -229,7 +222,7 @@ def test_atlas_stroke_with_a_user_table(tmp_path):
 
 
 def test_abide_bids_release(tmp_path):
-    root = build_abide1(tmp_path)
+    root = release.build_abide1(tmp_path)
     frame = load_manifest(load_task("abide"), root=root)
     labels = {
         re.sub(r"\D", "", s).zfill(7): lab for s, lab in zip(frame["subject"], frame["label"])

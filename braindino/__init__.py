@@ -8,6 +8,7 @@ Public API (imported lazily so that light commands do not pay for torch):
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from braindino.errors import BrainDinoError
@@ -29,8 +30,17 @@ _LAZY = {
 __all__ = ["BrainDinoError", "__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'braindino' has no attribute '{name}'")
-    return getattr(importlib.import_module(module), name)
+def lazy_getattr(package: str, table: dict[str, str]) -> Callable[[str], Any]:
+    """A package's module-level ``__getattr__``: ``name`` is imported from ``table[name]`` (a
+    module path) on first use, so importing the package stays light."""
+
+    def getattr_(name: str) -> Any:
+        module = table.get(name)
+        if module is None:
+            raise AttributeError(f"module '{package}' has no attribute '{name}'")
+        return getattr(importlib.import_module(module), name)
+
+    return getattr_
+
+
+__getattr__ = lazy_getattr("braindino", _LAZY)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from braindino.eval_mode import evaluating
 from braindino.features.encode import slice_input
 
 
@@ -27,16 +28,15 @@ def cls_attention(encoder: nn.Module, images: np.ndarray, batch_size: int = 16) 
     hook = attn.attn_drop.register_forward_hook(
         lambda _module, _args, out: seen.append(out[:, :, 0, prefix:].float().cpu())
     )
-    fused, was_training = attn.fused_attn, encoder.training
+    fused = attn.fused_attn
     attn.fused_attn = False
-    encoder.eval()
     try:
-        for start in range(0, len(images), batch_size):
-            chunk = np.ascontiguousarray(images[start : start + batch_size])
-            encoder.forward_features(slice_input(encoder, torch.from_numpy(chunk)))
+        with evaluating(encoder):
+            for start in range(0, len(images), batch_size):
+                chunk = np.ascontiguousarray(images[start : start + batch_size])
+                encoder.forward_features(slice_input(encoder, torch.from_numpy(chunk)))
     finally:
         hook.remove()
         attn.fused_attn = fused
-        encoder.train(was_training)
     maps = torch.cat(seen)
     return maps.reshape(len(maps), maps.shape[1], *grid).numpy()

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from braindino.eval_mode import evaluating
 from braindino.features.encode import slice_input
 
 
@@ -16,16 +17,12 @@ def patch_tokens(encoder: nn.Module, images: np.ndarray, batch_size: int = 16) -
     size) in eval mode (the encoder's mode is restored): ``cls`` ``[S, D]`` and ``patches``
     ``[S, h, w, D]`` (row-major patch grid), both float32 numpy."""
     grid = encoder.patch_grid(*images.shape[-2:])
-    was_training = encoder.training
-    encoder.eval()
     cls, patches = [], []
-    try:
+    with evaluating(encoder):
         for start in range(0, len(images), batch_size):
             chunk = np.ascontiguousarray(images[start : start + batch_size])
             x = slice_input(encoder, torch.from_numpy(chunk))
             out = encoder.forward_features(x)
             cls.append(out["cls"].float().cpu())
             patches.append(out["patches"].float().cpu().reshape(len(x), *grid, -1))
-    finally:
-        encoder.train(was_training)
     return {"cls": torch.cat(cls).numpy(), "patches": torch.cat(patches).numpy()}

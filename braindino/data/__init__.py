@@ -5,8 +5,7 @@ Imported lazily so that ``import braindino.data`` stays light (no torch) for the
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from braindino import lazy_getattr
 
 _LAZY = {
     "VolumeInput": "braindino.data.inputs",
@@ -24,8 +23,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'braindino.data' has no attribute '{name}'")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr("braindino.data", _LAZY)

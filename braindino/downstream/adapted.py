@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from braindino.downstream.samples import row_stacks
+from braindino.eval_mode import evaluating
 from braindino.features import encoder_slices, forward_slice_features
 from braindino.models import adapter_counts, adapter_parameters, add_lora, set_adapter_dropout
 from braindino.tasks import image_columns
@@ -59,14 +60,9 @@ def manifest_slices(
         per_path[path] = (images, z.astype(np.float32))
     stacks, positions = row_stacks(manifest, per_path)
     images = [np.stack(s) for s in stacks]
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        with torch.no_grad():  # the feature width; a feature the encoder lacks fails here
-            probe = torch.from_numpy(images[0][0][:1])
-            width = int(forward_slice_features(encoder, probe, feature).shape[1])
-    finally:
-        encoder.train(was_training)
+    with evaluating(encoder), torch.no_grad():  # the width; a feature the encoder lacks fails here
+        probe = torch.from_numpy(images[0][0][:1])
+        width = int(forward_slice_features(encoder, probe, feature).shape[1])
     return SampleSlices(images, positions, encoder, feature, width * len(columns))
 
 

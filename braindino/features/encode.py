@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from braindino.errors import BrainDinoError, DataError
+from braindino.eval_mode import evaluating
 from braindino.io.volume import Volume
 
 
@@ -225,12 +226,8 @@ def encode_slices(
     and, when ``blocks`` are asked, ``blocks_cls`` ``[S, len(blocks), D]`` and ``blocks``."""
     _check_batch_size(batch_size)
     indices = None if blocks is None else encoder.block_indices(blocks)
-    was_training = encoder.training
-    encoder.eval()
-    try:
+    with evaluating(encoder):
         out = _run_encoder(encoder, np.ascontiguousarray(images, np.float32), indices, batch_size)
-    finally:
-        encoder.train(was_training)
     if indices is not None:
         out["blocks"] = np.asarray(indices, np.int64)
     return out

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from braindino.eval_mode import evaluating
 from braindino.heads._checks import check_positive_int, require
 from braindino.heads.data import as_head_data
 from braindino.heads.selection import FitHistory, train_with_selection
@@ -47,17 +48,13 @@ def predict(head: nn.Module, data: Any, batch_size: int = 256) -> Outputs:
     """
     data = as_head_data(data, "predict(data)")
     check_positive_int(batch_size, "predict(batch_size)")
-    was_training = head.training
-    head.eval()
     device = _device_of(head)
-    try:
+    with evaluating(head):
         chunks = []
         for start in range(0, len(data), batch_size):
             index = torch.arange(start, min(start + batch_size, len(data)))
             chunks.append(_to_cpu(head(*data.inputs(index, device))))
-        return _concat(chunks)
-    finally:
-        head.train(was_training)
+    return _concat(chunks)
 
 
 def _check_settings(

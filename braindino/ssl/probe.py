@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from braindino.errors import ConfigError, DataError
+from braindino.eval_mode import evaluating
 from braindino.metrics import balanced_accuracy
 from braindino.metrics.probe_cv import knn_cv_predictions, logreg_cv_predictions
 
@@ -311,22 +312,20 @@ class ProbeSet:
         n, s, size = images.shape[:3]
         flat = torch.from_numpy(images.reshape(n * s, 1, size, size))
         device = next(backbone.parameters()).device
-        was_training = backbone.training
-        backbone.eval()
         out = []
-        for start in range(0, len(flat), batch):
-            x = flat[start : start + batch].to(device)
-            if self.blocks == 1:
-                layers = [backbone.forward_features(x)]
-            else:
-                layers = backbone.get_intermediate_layers(x, self.blocks)
-            parts = []
-            for tokens in layers:
-                parts.append(normalize(tokens["cls"].float(), dim=-1))
-                if self.pooling == "cls+patch":
-                    parts.append(normalize(tokens["patches"].float().mean(1), dim=-1))
-            out.append(torch.cat(parts, dim=-1).cpu())
-        backbone.train(was_training)
+        with evaluating(backbone):
+            for start in range(0, len(flat), batch):
+                x = flat[start : start + batch].to(device)
+                if self.blocks == 1:
+                    layers = [backbone.forward_features(x)]
+                else:
+                    layers = backbone.get_intermediate_layers(x, self.blocks)
+                parts = []
+                for tokens in layers:
+                    parts.append(normalize(tokens["cls"].float(), dim=-1))
+                    if self.pooling == "cls+patch":
+                        parts.append(normalize(tokens["patches"].float().mean(1), dim=-1))
+                out.append(torch.cat(parts, dim=-1).cpu())
         return torch.cat(out).view(n, s, -1).mean(1).numpy()
 
     def evaluate(

@@ -110,7 +110,7 @@ def train_lightly(cfg, steps: int, seed: int) -> MaskableViT:
     reader = SliceShardReader(cfg.data.shards)
     batch = int(cfg.data.batch_size_per_device)
     loader, _ = build_loader(reader, batch, 0, seed, 0, 1, sampling_weights(reader, None))
-    augment = MultiCropAugmentation.from_config(cfg.augment)
+    augment = MultiCropAugmentation(cfg.augment)
     grid = size // backbone.patch_size[0]
     for step, (images, scale, offset) in zip(range(steps), loader):
         crops = augment(images, scale, offset, torch.Generator().manual_seed(seed * 7919 + step))

@@ -107,7 +107,7 @@ def make_batch(
     at ``gram_size`` px)."""
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (batch, source, source), dtype=torch.uint8, generator=gen)
-    aug = MultiCropAugmentation.from_config(cfg.augment, gram_ratio=gram_ratio, gram_size=gram_size)
+    aug = MultiCropAugmentation(cfg.augment, gram_ratio=gram_ratio, gram_size=gram_size)
     out = aug(
         images.to(device),
         torch.full((batch,), 0.02, device=device),

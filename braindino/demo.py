@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from braindino.cli import run_cli
@@ -26,8 +27,17 @@ DEMO_BLOCKS = 4  # last blocks whose tokens the report's probes use
 DEMO_SEEDS = (0, 1, 2)  # label-scarcity sweep seeds: the plot shows their spread
 
 
-def _say(text: str) -> None:
-    print(f"\n== {text}", flush=True)
+_CLOCK = {"step": None, "start": 0.0}
+
+
+def _say(text: str | None) -> None:
+    """Print the next step's heading (``None``: the end) after the time the last step took."""
+    now = time.perf_counter()
+    if _CLOCK["step"] is not None:
+        print(f"   ({_CLOCK['step']}: {now - _CLOCK['start']:.0f} s)", flush=True)
+    _CLOCK["step"], _CLOCK["start"] = (text or "").split(" ")[0], now
+    if text is not None:
+        print(f"\n== {text}", flush=True)
 
 
 def build_cohort(subjects: int, seed: int) -> Path:
@@ -227,6 +237,7 @@ def main() -> int:
         int(c.schedule.epochs) * int(c.schedule.iters_per_epoch) for c in (stage1, stage2)
     )
     report = demo_report(out, rows, encoder, stage1, iterations)
+    _say(None)
     print(report.read_text(encoding="utf-8").split("## Pictures")[0])
     print(f"\nreports: {report}, {out / 'analyze' / 'report.md'}, {adni / 'report.md'}")
     print(f"TensorBoard: tensorboard --logdir {out / 'runs'}")

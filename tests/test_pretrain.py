@@ -267,7 +267,7 @@ def test_float16_shards_train_end_to_end_like_uint8_ones(shards, tmp_path):
     crops = []
     for reader in readers:
         batch = stack_slice_samples([reader.sample(i) for i in range(4)])
-        out = MultiCropAugmentation.from_config(augment, seed=3)(*batch)
+        out = MultiCropAugmentation(augment, seed=3)(*batch)
         crops.append(out["global_crops"])
     step = max(float(readers[0].sample(i)[1]) for i in range(4))  # uint8's z-score step
     assert (crops[0] - crops[1]).abs().max() <= step

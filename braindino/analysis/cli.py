@@ -8,7 +8,13 @@ from collections.abc import Sequence
 
 from braindino.analysis.options import ANALYSES, PROBE_NAMES, AnalyzeOptions
 from braindino.cli import prog_name
-from braindino.downstream.cli import default_of, key_values, list_values
+from braindino.downstream.cli import (
+    default_of,
+    given,
+    key_values,
+    list_values,
+    same_name_flags,
+)
 
 EPILOG = """examples:
   python downstream/analyze.py --encoder demo_out/encoder            # probes + maps, vs its twin
@@ -16,14 +22,6 @@ EPILOG = """examples:
   python downstream/analyze.py --encoder ENC --task adni --volumes 24  # maps of a task's scans
   python downstream/analyze.py --encoder ENC --folder /data/scans --analyses pca,attention
 """
-
-
-#: flags whose value goes to the ``AnalyzeOptions`` field of the same name as it is
-PLAIN_FLAGS = (
-    "encoder", "task", "data_root", "folder", "out", "probe_subjects", "probe_slices", "shift",
-    "tissue_modality", "tumour_modality", "tumour_task", "tumour_root", "volumes", "show",
-    "neighbours", "bootstrap", "seed",
-)  # fmt: skip
 
 
 def _default(name: str):
@@ -89,19 +87,18 @@ def _words(value: str | None) -> list[str] | None:
 def parse_options(argv: Sequence[str] | None = None) -> AnalyzeOptions:
     """``AnalyzeOptions`` from the command line (flags not given keep their defaults)."""
     args = build_parser().parse_args(argv)
-    given = {name: getattr(args, name) for name in PLAIN_FLAGS}
-    given["analyses"], given["probes"] = _words(args.analyses), _words(args.probes)
-    given["scales"] = list_values([args.scales], int, "--scales") if args.scales else None
-    if args.compare:
-        compare = [w for value in args.compare for w in _words(value) or []]
-        given["compare"] = [] if compare == ["none"] else compare
-    options = {k: v for k, v in given.items() if v is not None}
-    return AnalyzeOptions(
-        **options,
+    compare = [w for value in args.compare or [] for w in _words(value) or []]
+    chosen = same_name_flags(args, AnalyzeOptions)
+    chosen.update(  # the flags that are not an option field as they are
+        analyses=_words(args.analyses),
+        probes=_words(args.probes),
+        scales=list_values([args.scales], int, "--scales") if args.scales else None,
+        compare=([] if compare == ["none"] else compare) if args.compare else None,
         overrides=list(args.set),
         preprocess=key_values(args.preprocess, "--preprocess"),
         progress=not args.quiet,
     )
+    return AnalyzeOptions(**given(chosen))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

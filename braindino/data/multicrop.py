@@ -150,9 +150,10 @@ def _check_batch(
 class MultiCropAugmentation:
     """Batch of stored slices -> global/local z-score crops + iBOT masks (see the module doc).
 
-    Build it with ``MultiCropAugmentation.from_config(cfg)``. Calls are deterministic given the
-    ``generator`` argument; without one a private generator seeded by ``seed`` is used (seeded
-    from torch's global RNG when ``seed`` is None, and offset per DataLoader worker).
+    Build it from the ``augment`` section (defaults: ``configs/pretrain/augment.yaml``). Calls
+    are deterministic given the ``generator`` argument; without one a private generator seeded
+    by ``seed`` is used (seeded from torch's global RNG when ``seed`` is None, and offset per
+    DataLoader worker).
 
     With ``gram_ratio`` r > 1 the batch also holds ``gram_crops`` ``[2B, 1, rG, rG]``: the global
     crops' very boxes, flips and rotations at r times their size and without intensity
@@ -199,13 +200,6 @@ class MultiCropAugmentation:
         self.seed = seed
         self._gen: torch.Generator | None = None
         self._gen_key: Any = None
-
-    @classmethod
-    def from_config(cls, *args: Any, **kwargs: Any) -> MultiCropAugmentation:
-        """Build from the ``augment`` section (defaults: ``configs/pretrain/augment.yaml``); the
-        constructor's arguments: ``gram_ratio`` > 1 (``gram.resolution_ratio``) or ``gram_size``
-        also cuts ``gram_crops``."""
-        return cls(*args, **kwargs)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -113,6 +113,12 @@ def given(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def same_name_flags(args: argparse.Namespace, options: type) -> dict[str, Any]:
+    """The parsed flags named like a field of the ``options`` dataclass, as they are (a flag
+    that needs converting is then set by the caller)."""
+    return {f.name: getattr(args, f.name) for f in fields(options) if hasattr(args, f.name)}
+
+
 def add_volume_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of the volume-head scripts (classify, regress, survival, knn)."""
     parser.add_argument("--head", help="head (mean_mlp, attention, regression, cox; task default)")
@@ -227,7 +233,7 @@ def parse_options(script: str, argv: Sequence[str] | None = None) -> RunOptions 
     """``RunOptions`` (or, for ``segment``, ``SegmentOptions``) from command-line arguments."""
     args = build_parser(script).parse_args(argv)
     kind = SegmentOptions if script == "segment" else RunOptions
-    chosen = {f.name: getattr(args, f.name) for f in fields(kind) if hasattr(args, f.name)}
+    chosen = same_name_flags(args, kind)
     chosen.update(  # the flags that are not an option field as they are
         label_fractions=list_values(args.label_fraction, float, "--label-fraction") or None,
         seeds=list_values(args.seeds, int, "--seeds") or None,

@@ -310,8 +310,9 @@ class Trainer:
         with signals_blocked():  # workers start with them blocked, then ignore them
             data = iter(self.loader)
         tick, seen = time.perf_counter(), 0
-        status, device, probed = "done", self.acc.device, False
+        status, device = "done", self.acc.device
         checkpoint_every, probe_every = int(cfg.run.checkpoint_every), int(cfg.probe.every)
+        probed = bool(probe_every) and self.step % probe_every == 0  # a finished run resumed
         try:
             while self.step < total:
                 values = self.schedules.at(self.step)

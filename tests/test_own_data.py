@@ -110,3 +110,15 @@ def test_union_task_reads_the_root_it_is_given(tmp_path):
         f"oasis/{s}" for s in OASIS_EXPECTED
     }
     assert all(str(p).startswith(str(tmp_path.resolve())) for p in frame["image"])
+
+
+def test_own_csv_class_task_takes_its_classes_from_a_threshold(tmp_path):
+    ages = {f"s{n:02d}": str(50 + 2 * n) for n in range(10)}
+    ages["s04"] = ""  # no number: left out
+    table = own_data(tmp_path / "mine", ages)
+    task = load_task("csv_class", ["labels.classes=[young,old]", "labels.threshold=60"])
+    frame = load_manifest(task, root=table).set_index("subject")
+    expected = {s: ("old" if float(a) > 60 else "young") for s, a in ages.items() if a}
+    assert frame["label"].to_dict() == expected
+    assert frame["target"].to_dict() == {s: float(c == "old") for s, c in expected.items()}
+    assert frame.attrs["dropped"] == {"no_label": 1}

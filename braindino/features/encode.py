@@ -33,44 +33,19 @@ def encoder_img_size(encoder: nn.Module) -> int:
     return int(size) if size else 224
 
 
-def _as_dict(value: Mapping | DictConfig | None) -> dict:
-    if value is None:
-        return {}
-    if isinstance(value, DictConfig):
-        return OmegaConf.to_container(value, resolve=True)  # type: ignore[return-value]
-    out: dict = {}
-    for key, item in value.items():  # dotted keys ("slices.size") become nested
-        node = out
-        parts = str(key).split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = _as_dict(item) if isinstance(item, Mapping) else item
-    return out
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def encoder_preprocess(
     encoder: nn.Module | None, preprocess: Mapping | DictConfig | None = None
 ) -> DictConfig:
     """The preprocessing config for ``encoder``: the defaults, then the encoder's export info,
     then ``preprocess``; ``slices.size`` is the encoder's ``img_size`` unless set explicitly in
     ``preprocess``. Storage is uint8 as in the pretraining shards."""
-    from braindino.preprocess import preprocess_config
+    from braindino.preprocess.settings import nested_overrides, preprocess_config
 
-    exported = _as_dict((getattr(encoder, "extra", None) or {}).get("preprocessing"))
-    user = _as_dict(preprocess)
-    merged = _merge(exported, user)
-    if "size" not in user.get("slices", {}):
-        merged = _merge(merged, {"slices": {"size": encoder_img_size(encoder)}})
+    exported = (getattr(encoder, "extra", None) or {}).get("preprocessing") or {}
+    user = nested_overrides(preprocess or {})
+    merged = OmegaConf.merge(nested_overrides(exported), user)
+    if OmegaConf.select(user, "slices.size") is None:
+        OmegaConf.update(merged, "slices.size", encoder_img_size(encoder))
     return preprocess_config(merged)
 
 

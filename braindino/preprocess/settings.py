@@ -36,7 +36,9 @@ class PreprocessSettings:
     storage_dtype: str
 
 
-def _as_dictconfig(overrides: Mapping | DictConfig) -> DictConfig:
+def nested_overrides(overrides: Mapping | DictConfig) -> DictConfig:
+    """``overrides`` as a nested DictConfig: dotted keys (``{"slices.size": 128}``) become
+    nested ones; anything but a mapping is a ConfigError."""
     if isinstance(overrides, DictConfig):
         return overrides
     if not isinstance(overrides, Mapping):
@@ -64,7 +66,7 @@ def preprocess_config(overrides: Mapping | DictConfig | None = None) -> DictConf
     """
     cfg = _defaults_config()
     if overrides is not None:
-        extra = _as_dictconfig(overrides)
+        extra = nested_overrides(overrides)
         check_keys(cfg, extra, "preprocess config")
         cfg = OmegaConf.merge(cfg, extra)
     else:

@@ -9,7 +9,6 @@ are tried. A class task without ``labels.classes`` takes the sorted distinct lab
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
@@ -17,14 +16,10 @@ from omegaconf import DictConfig
 
 from braindino.errors import DataError
 from braindino.tasks.droplog import DropLog
-from braindino.tasks.labels import (
-    LabelRules,
-    event_flag,
-    parse_number,
-    unknown_labels_error,
-)
+from braindino.tasks.labels import LabelRules, unknown_labels_error
 from braindino.tasks.registry import as_list
 from braindino.tasks.tables import find_table, pick_column, read_table
+from braindino.tasks.targets import DropRowError, TargetColumns, row_fields
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                "validation": "val", "test": "test", "testing": "test"}  # fmt: skip
@@ -78,45 +73,27 @@ def csv_manifest(task: DictConfig, root: Path) -> tuple[list[dict], DropLog]:
 
     subject_col = column("subject_column", "subject")
     images = manifest_image_columns(list(frame.columns), path)
-    kind = task.target
-    label_col = time_col = event_col = None
-    if kind in ("class", "regression"):
-        label_col = column("label_column", "target", "label")
-    if kind == "survival":
-        time_col, event_col = column("time_column", "time"), column("event_column", "event")
+    cols = TargetColumns()
+    if task.target in ("class", "regression"):
+        cols.label = column("label_column", "target", "label")
+    if task.target == "survival":
+        cols.time, cols.event = column("time_column", "time"), column("event_column", "event")
     split_col = "split" if "split" in frame.columns else None
-    if kind == "class" and not rules.classes:
-        values = frame[label_col][~frame[label_col].map(rules.is_missing)]
+    if task.target == "class" and not rules.classes:
+        values = frame[cols.label][~frame[cols.label].map(rules.is_missing)]
         rules.classes = sorted(set(values))
     rows, log, unknown, missing_files = [], DropLog(), [], []
     base = path.parent
     for _, rec in frame.iterrows():
         subject = rec[subject_col]
-        fields: dict = {"label": None, "target": math.nan, "time": None, "event": None}
-        if kind == "survival":
-            if rules.is_missing(rec[time_col]):
-                log.drop("no_label", subject)
-                continue
-            fields["time"] = parse_number(rec[time_col], time_col, str(path), subject)
-            fields["event"] = event_flag(rec[event_col], data.event_values)
-        else:
-            raw = rec[label_col]
-            if rules.is_missing(raw):
-                log.drop("no_label", subject)
-                continue
-            if kind == "regression":
-                value = parse_number(raw, label_col, str(path), subject)
-                fields["target"] = rules.regression_target(value, label_col, str(path), subject)
-                fields["value"] = value
-            else:
-                label = rules.class_of(raw)
-                if label is None:
-                    unknown.append(raw)
-                    continue
-                if label not in rules.classes:
-                    log.drop("class_not_in_task", subject)
-                    continue
-                fields["label"], fields["target"] = label, float(rules.classes.index(label))
+        try:
+            fields = row_fields(rec.rename(subject), task, rules, cols, path)
+        except DropRowError as why:
+            log.drop(str(why.args[0]), subject)
+            continue
+        if not isinstance(fields, dict):
+            unknown.append(fields)
+            continue
         files = [_image_path(rec[col], base) for col in images if rec[col]]
         missing_files += [str(f) for f in files if not f.exists()]
         row = {"subject": subject, "dataset": task.name}
@@ -129,7 +106,7 @@ def csv_manifest(task: DictConfig, root: Path) -> tuple[list[dict], DropLog]:
                 row[extra] = rec[extra]
         rows.append(row)
     if unknown:
-        raise unknown_labels_error(unknown, str(label_col), str(path), rules)
+        raise unknown_labels_error(unknown, str(cols.label), str(path), rules)
     if missing_files:
         raise DataError(
             f"image file not found: {missing_files[0]} ({len(missing_files)} missing in all)",

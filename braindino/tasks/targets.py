@@ -55,7 +55,7 @@ def optional_column(frame: pd.DataFrame, candidates: list[str]) -> str | None:
 
 
 @dataclass
-class _Columns:
+class TargetColumns:
     """The columns one table's targets are read from (None: not used or not in the table)."""
 
     label: str | None = None
@@ -67,9 +67,9 @@ class _Columns:
     censoring: bool = False  # rows may be censored (an event column, or event_if_no_column)
 
 
-def _columns(task: DictConfig, frame: pd.DataFrame, table: Path) -> _Columns:
+def _columns(task: DictConfig, frame: pd.DataFrame, table: Path) -> TargetColumns:
     data, kind = task.data, task.target
-    cols = _Columns(
+    cols = TargetColumns(
         image_id=optional_column(frame, as_list(data.image_id_column)),
         date=optional_column(frame, as_list(data.date_column)),
     )
@@ -87,11 +87,11 @@ def _columns(task: DictConfig, frame: pd.DataFrame, table: Path) -> _Columns:
     return cols
 
 
-class _DropRowError(Exception):
+class DropRowError(Exception):
     """A row without a usable target; ``args[0]`` is the reason."""
 
 
-def _event(row: pd.Series, cols: _Columns, data: DictConfig) -> int:
+def _event(row: pd.Series, cols: TargetColumns, data: DictConfig) -> int:
     """The row's event flag; a status that is neither an event nor a censoring is dropped."""
     if cols.event is None:
         return int(data.event_if_no_column)
@@ -99,24 +99,27 @@ def _event(row: pd.Series, cols: _Columns, data: DictConfig) -> int:
     event = event_flag(status, data.event_values)
     censored = {normalise_value(v) for v in as_list(data.censor_values)}
     if not event and censored and normalise_value(status) not in censored:
-        raise _DropRowError("unusable_event_status")
+        raise DropRowError("unusable_event_status")
     return event
 
 
-def _time(row: pd.Series, column: str, cols: _Columns, event: int, rules, table: Path) -> float:
+def _time(
+    row: pd.Series, column: str, cols: TargetColumns, event: int, rules: LabelRules, table: Path
+) -> float:
     """The row's time: ``column``, or for a censored row the censoring-time column."""
     raw = row[column]
     if rules.is_missing(raw) and not event and cols.censor_time is not None:
         raw = row[cols.censor_time]
     if rules.is_missing(raw):
-        raise _DropRowError("no_label")
+        raise DropRowError("no_label")
     return parse_number(raw, column, str(table), row.name)
 
 
-def _row_fields(row: pd.Series, task: DictConfig, rules: LabelRules, cols: _Columns, table: Path):
-    """The target fields of one row (a raw label no rule knows is returned as it is).
-
-    Raises _DropRowError with the reason when the row has no usable target."""
+def row_fields(
+    row: pd.Series, task: DictConfig, rules: LabelRules, cols: TargetColumns, table: Path
+) -> dict | str:
+    """The target fields of one row named by its subject (a raw label no rule knows is returned
+    as it is). Raises DropRowError with the reason when the row has no usable target."""
     kind, subject = task.target, row.name
     if kind == "survival":
         event = _event(row, cols, task.data)
@@ -126,11 +129,11 @@ def _row_fields(row: pd.Series, task: DictConfig, rules: LabelRules, cols: _Colu
         event = _event(row, cols, task.data) if cols.censoring else 1
         value = _time(row, cols.label, cols, event, rules, table)
         if not event and value <= rules.threshold:
-            raise _DropRowError("censored_before_threshold")
+            raise DropRowError("censored_before_threshold")
         label = rules.class_by_threshold(value)
         return _fields(label, float(rules.classes.index(label)))
     if rules.is_missing(raw):
-        raise _DropRowError("no_label")
+        raise DropRowError("no_label")
     if kind == "regression":
         value = parse_number(raw, cols.label, str(table), subject)
         target = rules.regression_target(value, cols.label, str(table), subject)
@@ -139,7 +142,7 @@ def _row_fields(row: pd.Series, task: DictConfig, rules: LabelRules, cols: _Colu
     if label is None:
         return raw
     if label not in rules.classes:
-        raise _DropRowError("class_not_in_task")
+        raise DropRowError("class_not_in_task")
     return _fields(label, float(rules.classes.index(label)))
 
 
@@ -157,8 +160,8 @@ def table_targets(
             continue
         row = row.rename(subject)
         try:
-            fields = _row_fields(row, task, rules, cols, table)
-        except _DropRowError as why:
+            fields = row_fields(row, task, rules, cols, table)
+        except DropRowError as why:
             out.log.drop(str(why.args[0]), subject)
             continue
         if not isinstance(fields, dict):

@@ -32,6 +32,7 @@ from braindino.io.atomic import (
     storage_error,
     write_json_atomic,
 )
+from braindino.preprocess.settings import STORAGE_DTYPES
 
 FORMAT = "braindino-slice-shards"
 FORMAT_VERSION = 1
@@ -56,10 +57,6 @@ VOLUME_DTYPE = np.dtype(
         ("offset", "<f8"),
     ]
 )
-
-
-#: Slice dtypes a shard can hold (``preprocess.storage.dtype``).
-STORAGE_DTYPES = ("uint8", "float16")
 
 
 def shard_name(number: int) -> str:
@@ -319,21 +316,12 @@ class SliceShardReader:
         r = self._table("slices")[i]
         return i, r, self._shard(int(r["shard"]))[int(r["row"])]
 
-    def slice(self, i: int) -> np.ndarray:
-        """The stored slice ``[S, S]`` (uint8) at global index ``i`` (a copy)."""
-        return np.array(self._stored(i)[2])
-
     @staticmethod
     def _info(i: int, r: np.void) -> SliceInfo:
         return SliceInfo(
             i, int(r["volume"]), int(r["z"]), int(r["dataset"]), int(r["modality"]),
             float(r["foreground"]),
         )  # fmt: skip
-
-    def info(self, i: int) -> SliceInfo:
-        """Where slice ``i`` came from."""
-        i = self._position(i)
-        return self._info(i, self._table("slices")[i])
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, SliceInfo]:
         i, r, image = self._stored(i)

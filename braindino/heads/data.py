@@ -106,12 +106,6 @@ class HeadData:
         mask = None if self.padding_mask is None else self.padding_mask[index].to(device)
         return features, mask
 
-    def subset(self, index: Any) -> HeadData:
-        """The volumes at ``index`` (indices, slice or bool mask), e.g. a label fraction."""
-        index = torch.as_tensor(index) if not isinstance(index, slice) else index
-        mask = None if self.padding_mask is None else self.padding_mask[index]
-        return HeadData(self.features[index], self.targets[index], mask)
-
 
 def as_head_data(data: Any, where: str) -> Any:
     """Accept a :class:`HeadData` or a tuple ``(features, targets[, padding_mask])``; also any

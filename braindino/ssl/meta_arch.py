@@ -161,10 +161,9 @@ class SelfDistillation(nn.Module):
         s_params = [p.detach() for p in self.student.parameters()]
         torch._foreach_lerp_(t_params, s_params, 1.0 - momentum)  # one pass per tensor
 
-    def set_gram_teacher(self, backbone: MaskableViT | None = None) -> None:
-        """Freeze a Gram teacher: a copy of ``backbone``, or of the EMA teacher's backbone."""
-        source = self.teacher.backbone if backbone is None else backbone
-        self.gram_teacher = copy.deepcopy(source).requires_grad_(False).eval()
+    def set_gram_teacher(self) -> None:
+        """Freeze the Gram teacher: a copy of the EMA teacher's backbone as it is now."""
+        self.gram_teacher = copy.deepcopy(self.teacher.backbone).requires_grad_(False).eval()
 
     def set_distill_teacher(self, teacher: StudentNetwork, mask_student: bool = False) -> None:
         """Take the DINO/iBOT targets from ``teacher`` (frozen here: no gradient, eval mode);
